@@ -1,0 +1,1 @@
+"""Inference on XrayBench, report-generation and VQA metrics, and Report Arena."""
