@@ -1,0 +1,65 @@
+"""The box grammar: how a reasoning trace cites an image region, and when a citation counts.
+
+A box is written ``[x_min, y_min, x_max, y_max]`` in absolute pixels of the model's frame (the
+paper's prompt asks for exactly this). Spaces, signs, decimals and exponents parse
+(``[ 10, 20 , 30.5,40 ]``); anything else inside square brackets is not a box.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from enum import Enum
+
+from rewards.frame import Frame
+
+Box = tuple[float, float, float, float]
+
+_NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+BOX_PATTERN = re.compile(
+    rf"\[\s*({_NUMBER})\s*,\s*({_NUMBER})\s*,\s*({_NUMBER})\s*,\s*({_NUMBER})\s*\]"
+)
+
+# A box narrower or shorter than this many pixels marks no region (sub-pixel or a line).
+MIN_BOX_SIDE = 1.0
+# A box covering at least this fraction of the frame says nothing about where to look.
+MAX_BOX_AREA_FRACTION = 0.9
+
+
+class BoxVerdict(str, Enum):
+    """What a parsed box is worth. Only ``VALID`` boxes earn the coordinate score."""
+
+    VALID = "valid"
+    MALFORMED = "malformed"  # not finite, or x_min >= x_max / y_min >= y_max
+    OUTSIDE_FRAME = "outside_frame"  # a coordinate is negative or beyond the frame's width/height
+    DEGENERATE = "degenerate"  # a side shorter than MIN_BOX_SIDE
+    WHOLE_IMAGE = "whole_image"  # covers MAX_BOX_AREA_FRACTION of the frame or more
+
+
+def parse_boxes(text: str) -> list[Box]:
+    """Every box written in ``text``, in order of appearance (duplicates kept)."""
+    return [tuple(float(value) for value in match) for match in BOX_PATTERN.findall(text)]
+
+
+def judge_box(box: Box, frame: Frame, max_area_fraction: float = MAX_BOX_AREA_FRACTION) -> BoxVerdict:
+    x1, y1, x2, y2 = box
+    if not all(math.isfinite(v) for v in box) or x1 >= x2 or y1 >= y2:
+        return BoxVerdict.MALFORMED
+    if x1 < 0 or y1 < 0 or x2 > frame.width or y2 > frame.height:
+        return BoxVerdict.OUTSIDE_FRAME
+    if x2 - x1 < MIN_BOX_SIDE or y2 - y1 < MIN_BOX_SIDE:
+        return BoxVerdict.DEGENERATE
+    if (x2 - x1) * (y2 - y1) >= max_area_fraction * frame.area:
+        return BoxVerdict.WHOLE_IMAGE
+    return BoxVerdict.VALID
+
+
+def box_iou(a: Box, b: Box) -> float:
+    """Intersection over union of two well-formed boxes."""
+    inter_w = min(a[2], b[2]) - max(a[0], b[0])
+    inter_h = min(a[3], b[3]) - max(a[1], b[1])
+    if inter_w <= 0 or inter_h <= 0:
+        return 0.0
+    intersection = inter_w * inter_h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - intersection
+    return intersection / union

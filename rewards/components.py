@@ -1,0 +1,118 @@
+"""The reward's components (paper eq. 4-6), each a small pure function of already-parsed parts.
+
+``rewards.deepmedix`` parses a response once and combines these; custom rewards can reuse them.
+"""
+
+from __future__ import annotations
+
+from rewards.boxes import Box, BoxVerdict, box_iou, judge_box, parse_boxes
+from rewards.frame import Frame
+from rewards.ground_truth import GroundTruth
+from rewards.normalize import answer_items, normalize_answer
+from rewards.response import format_problem
+from rewards.text_overlap import prepare_reference, rouge_l_f1, sentence_bleu_scores, word_tokens
+
+
+def closed_answer_score(answer: str | None, reference: str) -> float:
+    """1 if the normalised answer equals the normalised reference (see rewards.normalize), else 0."""
+    if answer is None:
+        return 0.0
+    return 1.0 if normalize_answer(answer) == normalize_answer(reference) else 0.0
+
+
+def multi_object_f1(answer: str | None, reference: tuple[str, ...]) -> float:
+    """F1 between the answer's item set and the reference's; repeating an item earns nothing.
+
+    Both empty (the question's answer is "none") scores 1.
+    """
+    if answer is None:
+        return 0.0
+    predicted, expected = answer_items(answer), answer_items(list(reference))
+    if not predicted and not expected:
+        return 1.0
+    matched = len(predicted & expected)
+    if matched == 0:
+        return 0.0
+    precision, recall = matched / len(predicted), matched / len(expected)
+    return 2 * precision * recall / (precision + recall)
+
+
+def open_ended_overlap(answer: str | None, reference: str) -> float:
+    """Mean of word-level BLEU-1, BLEU-4 (sentence-level, smoothed) and ROUGE-L F1."""
+    if answer is None:
+        return 0.0
+    candidate, prepared = word_tokens(answer), prepare_reference(reference)
+    bleu_1, bleu_4 = sentence_bleu_scores(candidate, prepared, orders=(1, 4))
+    return (bleu_1 + bleu_4 + rouge_l_f1(candidate, prepared)) / 3
+
+
+def answer_score(answer: str | None, truth: GroundTruth) -> float:
+    """The unweighted answer score in [0, 1], by task (eq. 4 without the factor 1.5)."""
+    if truth.task == "closed":
+        return closed_answer_score(answer, truth.answer)
+    if truth.task == "multi_object":
+        return multi_object_f1(answer, truth.answer)
+    return open_ended_overlap(answer, truth.answer)
+
+
+def format_score(response: str) -> float:
+    """Eq. 6: 1 if the response follows the reasoning format (rewards.response), else 0."""
+    return 0.0 if format_problem(response) else 1.0
+
+
+def judge_reasoning_boxes(reasoning: str, frame: Frame) -> tuple[tuple[Box, ...], bool]:
+    """(distinct valid boxes in order of appearance, whether any box leaves the frame)."""
+    valid: dict[Box, None] = {}
+    left_frame = False
+    for box in parse_boxes(reasoning):
+        verdict = judge_box(box, frame)
+        if verdict is BoxVerdict.VALID:
+            valid.setdefault(box)
+        elif verdict is BoxVerdict.OUTSIDE_FRAME:
+            left_frame = True
+    return tuple(valid), left_frame
+
+
+def coordinate_score(
+    valid_boxes: int,
+    left_frame: bool,
+    per_box: float = 0.05,
+    cap: float = 0.15,
+    out_of_frame_penalty: float = -0.2,
+) -> float:
+    """Eq. 5: ``per_box`` for each distinct valid box, at most ``cap``, plus the penalty phi once
+    when any box leaves the image.
+
+    The paper writes ``max(N * 0.05 + phi, 0.15)``. Read literally, every response would score at
+    least 0.15 and the term would be a constant that GRPO's group-normalised advantage cancels:
+    it could not "focus the model's awareness" on regions as the paper intends. The released code
+    caps instead (``min``), and so do we. We apply the cap to the box credit before adding phi,
+    so that citing more valid boxes cannot cancel the penalty for a box outside the image
+    (with the cap last, 7 valid boxes and one outside would still earn the full 0.15).
+    """
+    return min(valid_boxes * per_box, cap) + (out_of_frame_penalty if left_frame else 0.0)
+
+
+def grounding_score(predicted: tuple[Box, ...], expected: tuple[Box, ...], iou_threshold: float = 0.5) -> float:
+    """Beyond the paper (opt-in): how well the reasoning's boxes find the ground-truth boxes.
+
+    Boxes are matched one to one, greedily by IoU (pairs below ``iou_threshold`` never match), and
+    the score is the matched IoU summed over ``max(len(predicted), len(expected))``: a missed box
+    and a surplus box both cost, and repeating a box earns nothing. 0 when there is nothing to find.
+    """
+    if not expected or not predicted:
+        return 0.0
+    pairs = sorted(
+        ((box_iou(p, e), i, j) for i, p in enumerate(predicted) for j, e in enumerate(expected)),
+        reverse=True,
+    )
+    used_predicted, used_expected, total = set(), set(), 0.0
+    for iou, i, j in pairs:
+        if iou < iou_threshold:
+            break
+        if i in used_predicted or j in used_expected:
+            continue
+        used_predicted.add(i)
+        used_expected.add(j)
+        total += iou
+    return total / max(len(predicted), len(expected))

@@ -1,0 +1,181 @@
+"""The DeepMedix-R1 GRPO reward: r = (1 - lambda) * r_ans + lambda * r_form + r_coo (paper, Methods).
+
+``compute_score`` has EasyR1's batch signature; ``rewards/easyr1_entry.py`` exposes it to EasyR1 and
+``rewards/trl_adapter.py`` to TRL. Every weight is a keyword argument, so a recipe sets it through
+``worker.reward.reward_function_kwargs`` (EasyR1) and an ablation overrides it on the command line.
+
+Each result dict holds finite floats only, since EasyR1 averages and logs every key:
+``overall``, ``answer`` (already weighted by ``answer_weight``), ``format``, ``coordinate``,
+``grounding`` (unweighted; counts only with ``grounding_weight`` > 0), ``boxes`` (distinct valid
+boxes in the reasoning), ``out_of_frame`` (1 if a box left the image), ``invalid_ground_truth``
+(1 if the ground truth could not be read: the response then scores 0), and ``extra_<name>`` for
+each extra component.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable
+
+from rewards.components import answer_score, coordinate_score, format_score, grounding_score, judge_reasoning_boxes
+from rewards.frame import Frame
+from rewards.ground_truth import GroundTruth, GroundTruthError, parse_ground_truth
+from rewards.registry import DEFAULT_FRAME, ComponentFn, RewardResolutionError, resolve_component
+from rewards.response import first_reasoning, last_boxed
+
+PRESETS = ("paper", "upstream")
+
+
+class RewardConfigError(ValueError):
+    """Reward keyword arguments that cannot configure the reward (raised at config time)."""
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    preset: str = "paper"  # "paper" (eq. 4-6) or "upstream" (the released reward.py, exactly)
+    answer_weight: float = 1.5  # paper eq. 4
+    format_weight: float = 0.1  # lambda; paper: "set to 0.1 as the default"
+    coordinate_per_box: float = 0.05  # paper eq. 5
+    coordinate_cap: float = 0.15  # paper eq. 5 (a cap: see components.coordinate_score)
+    out_of_frame_penalty: float = -0.2  # phi, paper eq. 5
+    grounding_weight: float = 0.0  # beyond the paper: opt-in IoU grounding against MS-CXR boxes
+    grounding_iou: float = 0.5  # IoU a predicted box needs to match a ground-truth box
+    default_frame: int = 512  # square frame for plain-string ground truths (the released constant)
+    extra_components: dict[str, float] = field(default_factory=dict)  # spec -> weight
+
+    @classmethod
+    def from_kwargs(cls, kwargs: dict[str, Any]) -> "RewardConfig":
+        """Build from reward kwargs, rejecting unknown names, wrong types and unusable values."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            raise RewardConfigError(f"unknown reward kwargs {unknown}; known: {sorted(known)}")
+        values = dict(kwargs)
+        for name, value in values.items():
+            if name in ("preset", "extra_components", "default_frame"):
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise RewardConfigError(f"reward kwarg {name} must be a finite number, got {value!r}")
+            values[name] = float(value)
+        config = cls(**values)
+        config._check()
+        return config
+
+    def _check(self) -> None:
+        if self.preset not in PRESETS:
+            raise RewardConfigError(f"preset must be one of {list(PRESETS)}, got {self.preset!r}")
+        if not 0.0 <= self.format_weight <= 1.0:
+            raise RewardConfigError(f"format_weight (lambda) must lie in [0, 1], got {self.format_weight}")
+        if not 0.0 < self.grounding_iou <= 1.0:
+            raise RewardConfigError(f"grounding_iou must lie in (0, 1], got {self.grounding_iou}")
+        if isinstance(self.default_frame, bool) or not isinstance(self.default_frame, int) or self.default_frame <= 0:
+            raise RewardConfigError(f"default_frame must be a positive integer, got {self.default_frame!r}")
+        if not isinstance(self.extra_components, dict):
+            raise RewardConfigError("extra_components must map component specs to weights")
+        if self.preset == "upstream":
+            changed = sorted(
+                f.name
+                for f in fields(self)
+                if f.name not in ("preset", "format_weight") and getattr(self, f.name) != getattr(RewardConfig(), f.name)
+            )
+            if changed:
+                raise RewardConfigError(f"preset 'upstream' reproduces the released reward and takes only "
+                                        f"format_weight; also given: {changed}")
+        for spec, weight in self.extra_components.items():
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
+                raise RewardConfigError(f"weight of extra component {spec!r} must be a finite number")
+            try:
+                resolve_component(spec)
+            except RewardResolutionError as error:
+                raise RewardConfigError(str(error)) from error
+
+    def components(self) -> list[tuple[str, ComponentFn, float]]:
+        """Resolved extra components as (logged key, function, weight); the key is
+        ``extra_`` + the spec with every non-alphanumeric character replaced by ``_``."""
+        return [
+            ("extra_" + re.sub(r"[^0-9A-Za-z]+", "_", spec).strip("_"), resolve_component(spec), float(weight))
+            for spec, weight in self.extra_components.items()
+        ]
+
+
+SCORE_KEYS = ("overall", "answer", "format", "coordinate", "grounding", "boxes", "out_of_frame", "invalid_ground_truth")
+
+
+def _finite(value: float) -> float:
+    value = float(value)
+    return value if math.isfinite(value) else 0.0
+
+
+def score_response(
+    response: str,
+    ground_truth: str,
+    config: RewardConfig,
+    extras: list[tuple[str, ComponentFn, float]] | None = None,
+) -> dict[str, float]:
+    """All reward terms for one response. Our terms never raise, whatever the response or ground
+    truth; an exception from a user's extra component propagates (a bug to see, not to hide)."""
+    extras = config.components() if extras is None else extras
+    scores = dict.fromkeys(SCORE_KEYS + tuple(key for key, _, _ in extras), 0.0)
+    try:
+        truth = parse_ground_truth(ground_truth)
+    except GroundTruthError:
+        scores["invalid_ground_truth"] = 1.0
+        return scores
+    if not isinstance(response, str):
+        response = ""
+
+    if config.preset == "upstream":
+        from rewards import upstream  # nltk and rouge-score load only for this preset
+
+        scores.update(upstream.score(response, truth, config.format_weight))
+    else:
+        scores.update(_paper_terms(response, truth, config))
+    for key, function, weight in extras:
+        value = _finite(function(response, truth))
+        scores[key] = value
+        scores["overall"] += weight * value
+    return {key: _finite(value) for key, value in scores.items()}
+
+
+def _paper_terms(response: str, truth: GroundTruth, config: RewardConfig) -> dict[str, float]:
+    frame = truth.frame or Frame(config.default_frame, config.default_frame)
+    boxes, left_frame = judge_reasoning_boxes(first_reasoning(response), frame)
+    answer = config.answer_weight * answer_score(last_boxed(response), truth)
+    form = format_score(response)
+    coordinate = coordinate_score(
+        len(boxes), left_frame, config.coordinate_per_box, config.coordinate_cap, config.out_of_frame_penalty
+    )
+    grounding = grounding_score(boxes, truth.boxes, config.grounding_iou) if config.grounding_weight else 0.0
+    return {
+        "overall": (1 - config.format_weight) * answer
+        + config.format_weight * form
+        + coordinate
+        + config.grounding_weight * grounding,
+        "answer": answer,
+        "format": form,
+        "coordinate": coordinate,
+        "grounding": grounding,
+        "boxes": float(len(boxes)),
+        "out_of_frame": float(left_frame),
+    }
+
+
+def compute_score(reward_inputs: list[dict[str, Any]], *legacy_args: Any, **kwargs: Any) -> list[dict[str, float]]:
+    """EasyR1 batch reward: one dict per ``{"response", "response_length", "ground_truth"}`` input."""
+    if legacy_args or not isinstance(reward_inputs, list) or not all(isinstance(i, dict) for i in reward_inputs):
+        raise TypeError(
+            "compute_score expects EasyR1's batch input, a list of dicts with 'response' and 'ground_truth' "
+            "(EasyR1 after mid-2025). The old (predicts, ground_truths) signature is not supported."
+        )
+    config = RewardConfig.from_kwargs(kwargs)
+    extras = config.components()
+    return [score_response(item.get("response", ""), item.get("ground_truth"), config, extras) for item in reward_inputs]
+
+
+def make_scorer(**kwargs: Any) -> Callable[[str, str], dict[str, float]]:
+    """A configured single-response scorer (validates ``kwargs`` once)."""
+    config = RewardConfig.from_kwargs(kwargs)
+    extras = config.components()
+    return lambda response, ground_truth: score_response(response, ground_truth, config, extras)

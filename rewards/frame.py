@@ -1,0 +1,82 @@
+"""The model's coordinate frame: the image size Qwen2.5-VL writes absolute box coordinates in.
+
+LLaMA-Factory (SFT) and EasyR1 (GRPO) pre-scale an image the same way before the Qwen2.5-VL
+processor sees it: above ``max_pixels`` both sides are multiplied by ``sqrt(max_pixels / (w*h))``
+and truncated with ``int()``, below ``min_pixels`` likewise scaled up. The processor then applies
+``smart_resize``: each side rounded to a multiple of 28 within its own pixel limits. The model's
+frame is the result of both steps, and every box the reward checks, every ground-truth box and the
+frame stored in the ground truth live in it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+# Qwen2.5-VL: 14-pixel patches merged 2x2, so one visual token per 28x28 pixels.
+PATCH_FACTOR = 28
+# The Qwen2.5-VL image processor's own limits (preprocessor_config.json of the released models).
+PROCESSOR_MIN_PIXELS = 56 * 56
+PROCESSOR_MAX_PIXELS = 28 * 28 * 1280
+
+
+@dataclass(frozen=True)
+class Frame:
+    """Width and height, in pixels, of the image as the model sees it."""
+
+    width: int
+    height: int
+
+    def __post_init__(self) -> None:
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"frame {name} must be a positive integer, got {value!r}")
+
+    @property
+    def area(self) -> int:
+        return self.width * self.height
+
+
+def prescale(width: int, height: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
+    """The trainers' pre-scaling (EasyR1 ``process_image`` = LLaMA-Factory ``_preprocess_image``)."""
+    if width * height > max_pixels:
+        factor = math.sqrt(max_pixels / (width * height))
+        width, height = int(width * factor), int(height * factor)
+    if width * height < min_pixels:
+        factor = math.sqrt(min_pixels / (width * height))
+        width, height = int(width * factor), int(height * factor)
+    return width, height
+
+
+def model_frame(
+    width: int,
+    height: int,
+    min_pixels: int,
+    max_pixels: int,
+    processor_min_pixels: int = PROCESSOR_MIN_PIXELS,
+    processor_max_pixels: int = PROCESSOR_MAX_PIXELS,
+) -> Frame:
+    """Frame of an original ``width`` x ``height`` image under the recipes' pixel limits."""
+    # transformers' own smart_resize, so we follow the processor exactly. Imported here: the
+    # reward itself never needs it, and importing transformers costs seconds.
+    from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
+
+    scaled_width, scaled_height = prescale(width, height, min_pixels, max_pixels)
+    resized_height, resized_width = smart_resize(
+        scaled_height,
+        scaled_width,
+        factor=PATCH_FACTOR,
+        min_pixels=processor_min_pixels,
+        max_pixels=processor_max_pixels,
+    )
+    return Frame(width=resized_width, height=resized_height)
+
+
+def scale_box_to_frame(
+    box: tuple[float, float, float, float], original: tuple[int, int], frame: Frame
+) -> tuple[float, float, float, float]:
+    """Map ``[x1, y1, x2, y2]`` from original-image pixels (``original`` = width, height) to ``frame``."""
+    sx, sy = frame.width / original[0], frame.height / original[1]
+    x1, y1, x2, y2 = box
+    return (x1 * sx, y1 * sy, x2 * sx, y2 * sy)

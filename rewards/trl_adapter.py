@@ -1,0 +1,51 @@
+"""The DeepMedix-R1 reward as a TRL reward function, for TRL's ``GRPOTrainer``.
+
+TRL calls each reward function as ``fn(prompts=..., completions=..., completion_ids=...,
+**columns)`` with every other dataset column passed by name, and expects one float per
+completion. Our GRPO datasets keep the ground-truth JSON in the ``answer`` column (EasyR1's default
+answer key), so the same data and the same reward drive both trainers::
+
+    reward = make_trl_reward(format_weight=0.1)
+    GRPOTrainer(model=..., reward_funcs=[reward], train_dataset=dataset, ...)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from rewards.deepmedix import RewardConfig, score_response
+
+
+def completion_text(completion: Any) -> str:
+    """Text of a TRL completion: a string, or a conversational list of messages."""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, list):
+        parts = []
+        for message in completion:
+            content = message.get("content", "") if isinstance(message, dict) else message
+            if isinstance(content, list):  # multimodal content parts
+                content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+            parts.append(content if isinstance(content, str) else "")
+        return "".join(parts)
+    return ""
+
+
+def make_trl_reward(ground_truth_column: str = "answer", **reward_kwargs: Any) -> Callable[..., list[float]]:
+    """A TRL reward function returning ``overall`` per completion; kwargs as for EasyR1."""
+    config = RewardConfig.from_kwargs(reward_kwargs)
+    extras = config.components()
+
+    def deepmedix_r1(prompts: list, completions: list, **columns: Any) -> list[float]:
+        if ground_truth_column not in columns:
+            raise KeyError(
+                f"the GRPO dataset has no column {ground_truth_column!r} (columns seen: {sorted(columns)}); "
+                "pass ground_truth_column= to make_trl_reward"
+            )
+        truths = columns[ground_truth_column]
+        return [
+            score_response(completion_text(completion), truth, config, extras)["overall"]
+            for completion, truth in zip(completions, truths, strict=True)
+        ]
+
+    return deepmedix_r1

@@ -1,0 +1,31 @@
+import pytest
+
+from rewards.frame import Frame, model_frame, prescale, scale_box_to_frame
+
+
+def test_mimic_sized_image_lands_on_multiples_of_28():
+    # 2544 x 3056 (Columns x Rows) under max_pixels 512*512: pre-scaled by sqrt(262144 / 7774464)
+    # and truncated to 467 x 561, then rounded by smart_resize to 17*28 x 20*28.
+    assert prescale(2544, 3056, 3136, 262144) == (467, 561)
+    assert model_frame(2544, 3056, min_pixels=3136, max_pixels=262144) == Frame(476, 560)
+
+
+def test_image_already_in_frame_is_unchanged():
+    assert model_frame(448, 532, min_pixels=3136, max_pixels=262144) == Frame(448, 532)
+
+
+def test_small_image_is_scaled_up():
+    frame = model_frame(20, 20, min_pixels=3136, max_pixels=262144)
+    assert frame.width % 28 == 0 and frame.height % 28 == 0 and frame.area >= 3136
+
+
+def test_box_scaling_to_frame():
+    frame = Frame(476, 560)
+    x1, y1, x2, y2 = scale_box_to_frame((1712, 301, 1712 + 380, 301 + 412), original=(2544, 3056), frame=frame)
+    assert x1 == pytest.approx(1712 * 476 / 2544) and y2 == pytest.approx(713 * 560 / 3056)
+
+
+@pytest.mark.parametrize("width, height", [(0, 10), (10, -1), (1.5, 10), (True, 10)])
+def test_frame_rejects_non_positive_or_non_integer_sizes(width, height):
+    with pytest.raises(ValueError):
+        Frame(width, height)
