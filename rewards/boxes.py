@@ -7,7 +7,6 @@ paper's prompt asks for exactly this). Spaces, signs, decimals and exponents par
 
 from __future__ import annotations
 
-import math
 import re
 from enum import Enum
 
@@ -30,20 +29,20 @@ class BoxVerdict(str, Enum):
     """What a parsed box is worth. Only ``VALID`` boxes earn the coordinate score."""
 
     VALID = "valid"
-    MALFORMED = "malformed"  # not finite, or x_min >= x_max / y_min >= y_max
-    OUTSIDE_FRAME = "outside_frame"  # a coordinate is negative or beyond the frame's width/height
+    MALFORMED = "malformed"  # NaN, or x_min >= x_max / y_min >= y_max
+    OUTSIDE_FRAME = "outside_frame"  # a coordinate is negative or beyond the frame (infinity too)
     DEGENERATE = "degenerate"  # a side shorter than MIN_BOX_SIDE
     WHOLE_IMAGE = "whole_image"  # covers MAX_BOX_AREA_FRACTION of the frame or more
 
 
 def parse_boxes(text: str) -> list[Box]:
     """Every box written in ``text``, in order of appearance (duplicates kept)."""
-    return [tuple(float(value) for value in match) for match in BOX_PATTERN.findall(text)]
+    return [tuple(map(float, match)) for match in BOX_PATTERN.findall(text)]
 
 
 def judge_box(box: Box, frame: Frame, max_area_fraction: float = MAX_BOX_AREA_FRACTION) -> BoxVerdict:
     x1, y1, x2, y2 = box
-    if not all(math.isfinite(v) for v in box) or x1 >= x2 or y1 >= y2:
+    if not (x1 < x2 and y1 < y2):  # also catches NaN, which compares false
         return BoxVerdict.MALFORMED
     if x1 < 0 or y1 < 0 or x2 > frame.width or y2 > frame.height:
         return BoxVerdict.OUTSIDE_FRAME

@@ -10,7 +10,7 @@ from rewards.frame import Frame
 from rewards.ground_truth import GroundTruth
 from rewards.normalize import answer_items, normalize_answer
 from rewards.response import format_problem
-from rewards.text_overlap import prepare_reference, rouge_l_f1, sentence_bleu_scores, word_tokens
+from rewards.text_overlap import bleu_scores, prepare_reference, rouge_l_f1, word_tokens
 
 
 def closed_answer_score(answer: str | None, reference: str) -> float:
@@ -37,22 +37,40 @@ def multi_object_f1(answer: str | None, reference: tuple[str, ...]) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+def open_ended_overlaps(answers: list[str | None], references: list[str]) -> list[float]:
+    """Mean of word-level BLEU-1, BLEU-4 (sentence-level, smoothed) and ROUGE-L F1, per pair.
+
+    Batched because BLEU counts a whole batch's n-grams at once (rewards.text_overlap).
+    """
+    candidates = [() if answer is None else word_tokens(answer) for answer in answers]
+    prepared = [prepare_reference(reference) for reference in references]
+    bleu = bleu_scores(candidates, prepared, orders=(1, 4)).tolist()
+    return [(b1 + b4 + rouge_l_f1(c, p)) / 3 for (b1, b4), c, p in zip(bleu, candidates, prepared)]
+
+
 def open_ended_overlap(answer: str | None, reference: str) -> float:
-    """Mean of word-level BLEU-1, BLEU-4 (sentence-level, smoothed) and ROUGE-L F1."""
-    if answer is None:
-        return 0.0
-    candidate, prepared = word_tokens(answer), prepare_reference(reference)
-    bleu_1, bleu_4 = sentence_bleu_scores(candidate, prepared, orders=(1, 4))
-    return (bleu_1 + bleu_4 + rouge_l_f1(candidate, prepared)) / 3
+    return open_ended_overlaps([answer], [reference])[0]
+
+
+def answer_scores(answers: list[str | None], truths: list[GroundTruth]) -> list[float]:
+    """Unweighted answer scores in [0, 1] by task (eq. 4 without the factor 1.5), for a batch."""
+    scores = [0.0] * len(answers)
+    open_ended = []
+    for index, (answer, truth) in enumerate(zip(answers, truths)):
+        if truth.task == "closed":
+            scores[index] = closed_answer_score(answer, truth.answer)
+        elif truth.task == "multi_object":
+            scores[index] = multi_object_f1(answer, truth.answer)
+        else:
+            open_ended.append(index)
+    overlaps = open_ended_overlaps([answers[i] for i in open_ended], [truths[i].answer for i in open_ended])
+    for index, overlap in zip(open_ended, overlaps):
+        scores[index] = overlap
+    return scores
 
 
 def answer_score(answer: str | None, truth: GroundTruth) -> float:
-    """The unweighted answer score in [0, 1], by task (eq. 4 without the factor 1.5)."""
-    if truth.task == "closed":
-        return closed_answer_score(answer, truth.answer)
-    if truth.task == "multi_object":
-        return multi_object_f1(answer, truth.answer)
-    return open_ended_overlap(answer, truth.answer)
+    return answer_scores([answer], [truth])[0]
 
 
 def format_score(response: str) -> float:

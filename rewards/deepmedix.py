@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
-from rewards.components import answer_score, coordinate_score, format_score, grounding_score, judge_reasoning_boxes
+from rewards.components import answer_scores, coordinate_score, format_score, grounding_score, judge_reasoning_boxes
 from rewards.frame import Frame
 from rewards.ground_truth import GroundTruth, GroundTruthError, parse_ground_truth
 from rewards.registry import DEFAULT_FRAME, ComponentFn, RewardResolutionError, resolve_component
@@ -108,41 +108,55 @@ def _finite(value: float) -> float:
     return value if math.isfinite(value) else 0.0
 
 
-def score_response(
-    response: str,
-    ground_truth: str,
+def score_batch(
+    responses: list[Any],
+    ground_truths: list[Any],
     config: RewardConfig,
     extras: list[tuple[str, ComponentFn, float]] | None = None,
-) -> dict[str, float]:
-    """All reward terms for one response. Our terms never raise, whatever the response or ground
-    truth; an exception from a user's extra component propagates (a bug to see, not to hide)."""
+) -> list[dict[str, float]]:
+    """All reward terms for each (response, ground truth). Our terms never raise, whatever the
+    responses or ground truths; an exception from a user's extra component propagates (a bug to
+    see, not to hide). Scored as a batch: report BLEU counts the batch's n-grams at once."""
     extras = config.components() if extras is None else extras
-    scores = dict.fromkeys(SCORE_KEYS + tuple(key for key, _, _ in extras), 0.0)
-    try:
-        truth = parse_ground_truth(ground_truth)
-    except GroundTruthError:
-        scores["invalid_ground_truth"] = 1.0
-        return scores
-    if not isinstance(response, str):
-        response = ""
+    keys = SCORE_KEYS + tuple(key for key, _, _ in extras)
+    results = [dict.fromkeys(keys, 0.0) for _ in responses]
+    readable = []  # (index, response text, ground truth)
+    for index, (response, raw_truth) in enumerate(zip(responses, ground_truths, strict=True)):
+        try:
+            truth = parse_ground_truth(raw_truth)
+        except GroundTruthError:
+            results[index]["invalid_ground_truth"] = 1.0
+            continue
+        readable.append((index, response if isinstance(response, str) else "", truth))
 
     if config.preset == "upstream":
         from rewards import upstream  # nltk and rouge-score load only for this preset
 
-        scores.update(upstream.score(response, truth, config.format_weight))
+        for index, response, truth in readable:
+            results[index].update(upstream.score(response, truth, config.format_weight))
     else:
-        scores.update(_paper_terms(response, truth, config))
-    for key, function, weight in extras:
-        value = _finite(function(response, truth))
-        scores[key] = value
-        scores["overall"] += weight * value
-    return {key: _finite(value) for key, value in scores.items()}
+        raw_answers = answer_scores([last_boxed(r) for _, r, _ in readable], [t for _, _, t in readable])
+        for (index, response, truth), raw_answer in zip(readable, raw_answers):
+            results[index].update(_paper_terms(response, truth, raw_answer, config))
+
+    # Our terms are finite by construction (bounded scores, finite weights); a user's component
+    # may not be, so its value is guarded before it reaches EasyR1's logger.
+    for index, response, truth in readable:
+        for key, function, weight in extras:
+            value = _finite(function(response, truth))
+            results[index][key] = value
+            results[index]["overall"] += weight * value
+    return results
 
 
-def _paper_terms(response: str, truth: GroundTruth, config: RewardConfig) -> dict[str, float]:
+def score_response(response: Any, ground_truth: Any, config: RewardConfig, extras=None) -> dict[str, float]:
+    return score_batch([response], [ground_truth], config, extras)[0]
+
+
+def _paper_terms(response: str, truth: GroundTruth, raw_answer: float, config: RewardConfig) -> dict[str, float]:
     frame = truth.frame or Frame(config.default_frame, config.default_frame)
     boxes, left_frame = judge_reasoning_boxes(first_reasoning(response), frame)
-    answer = config.answer_weight * answer_score(last_boxed(response), truth)
+    answer = config.answer_weight * raw_answer
     form = format_score(response)
     coordinate = coordinate_score(
         len(boxes), left_frame, config.coordinate_per_box, config.coordinate_cap, config.out_of_frame_penalty
@@ -170,8 +184,11 @@ def compute_score(reward_inputs: list[dict[str, Any]], *legacy_args: Any, **kwar
             "(EasyR1 after mid-2025). The old (predicts, ground_truths) signature is not supported."
         )
     config = RewardConfig.from_kwargs(kwargs)
-    extras = config.components()
-    return [score_response(item.get("response", ""), item.get("ground_truth"), config, extras) for item in reward_inputs]
+    return score_batch(
+        [item.get("response", "") for item in reward_inputs],
+        [item.get("ground_truth") for item in reward_inputs],
+        config,
+    )
 
 
 def make_scorer(**kwargs: Any) -> Callable[[str, str], dict[str, float]]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from rewards.deepmedix import RewardConfig, score_response
+from rewards.deepmedix import RewardConfig, score_batch
 
 
 def completion_text(completion: Any) -> str:
@@ -42,10 +42,7 @@ def make_trl_reward(ground_truth_column: str = "answer", **reward_kwargs: Any) -
                 f"the GRPO dataset has no column {ground_truth_column!r} (columns seen: {sorted(columns)}); "
                 "pass ground_truth_column= to make_trl_reward"
             )
-        truths = columns[ground_truth_column]
-        return [
-            score_response(completion_text(completion), truth, config, extras)["overall"]
-            for completion, truth in zip(completions, truths, strict=True)
-        ]
+        texts = [completion_text(completion) for completion in completions]
+        return [scores["overall"] for scores in score_batch(texts, list(columns[ground_truth_column]), config, extras)]
 
     return deepmedix_r1

@@ -65,7 +65,7 @@ def coordinate_boxes(response: str) -> list[list[float]]:
 
 
 def coordinate_score(boxes: list[list[float]]) -> float:
-    value = sum(-0.2 if max(box) > RESOLUTION else 0.05 for box in boxes)
+    value = sum((-0.2 if max(box) > RESOLUTION else 0.05 for box in boxes), 0.0)
     return min(value, 0.15)
 
 

@@ -6,7 +6,7 @@ import pytest
 from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
 from rouge_score import rouge_scorer
 
-from rewards.text_overlap import lcs_length, prepare_reference, rouge_l_f1, sentence_bleu_scores, word_tokens
+from rewards.text_overlap import bleu_scores, lcs_length, prepare_reference, rouge_l_f1, word_tokens
 
 VOCABULARY = (
     "the heart size is normal lungs are clear no pleural effusion or pneumothorax mild "
@@ -25,15 +25,33 @@ def report_pairs(n: int, seed: int = 0):
     return [(random_report(rng), random_report(rng)) for _ in range(n)]
 
 
-@pytest.mark.parametrize("candidate, reference", report_pairs(300))
-def test_bleu_equals_nltk_method2(candidate, reference):
+def nltk_bleu(candidate: str, reference: str) -> tuple[float, float]:
     hyp, ref = list(word_tokens(candidate)), list(word_tokens(reference))
     smoothing = SmoothingFunction().method2
-    expected_1 = sentence_bleu([ref], hyp, weights=(1, 0, 0, 0), smoothing_function=smoothing)
-    expected_4 = sentence_bleu([ref], hyp, weights=(0.25,) * 4, smoothing_function=smoothing)
-    bleu_1, bleu_4 = sentence_bleu_scores(tuple(hyp), prepare_reference(reference), orders=(1, 4))
-    assert bleu_1 == pytest.approx(float(expected_1), abs=1e-12)
-    assert bleu_4 == pytest.approx(float(expected_4), abs=1e-12)
+    return (
+        float(sentence_bleu([ref], hyp, weights=(1, 0, 0, 0), smoothing_function=smoothing)),
+        float(sentence_bleu([ref], hyp, weights=(0.25,) * 4, smoothing_function=smoothing)),
+    )
+
+
+def test_batch_bleu_equals_nltk_method2_per_sentence():
+    # One batch, as in a GRPO step: several candidates share each reference.
+    pairs = report_pairs(400)
+    pairs += [(candidate, pairs[i % 7][1]) for i, (candidate, _) in enumerate(report_pairs(200, seed=3))]
+    pairs += [("", "a b c"), ("a b c", ""), ("the the the the", "the"), ("a b c d e", "a b c d e")]
+    ours = bleu_scores([word_tokens(c) for c, _ in pairs], [prepare_reference(r) for _, r in pairs], orders=(1, 4))
+    for (candidate, reference), (bleu_1, bleu_4) in zip(pairs, ours.tolist()):
+        expected_1, expected_4 = nltk_bleu(candidate, reference)
+        assert bleu_1 == pytest.approx(expected_1, abs=1e-12), (candidate, reference)
+        assert bleu_4 == pytest.approx(expected_4, abs=1e-12), (candidate, reference)
+
+
+def test_batch_bleu_does_not_depend_on_batch_composition():
+    pairs = report_pairs(50, seed=5)
+    candidates, references = [word_tokens(c) for c, _ in pairs], [prepare_reference(r) for _, r in pairs]
+    together = bleu_scores(candidates, references)
+    alone = [bleu_scores([c], [r])[0] for c, r in zip(candidates, references)]
+    assert together.tolist() == [a.tolist() for a in alone]
 
 
 @pytest.mark.parametrize("candidate, reference", report_pairs(300, seed=1))
@@ -65,6 +83,17 @@ def test_tokens_are_words_not_characters():
 
 
 def test_empty_texts_score_zero():
-    assert sentence_bleu_scores((), prepare_reference("a b c")) == (0.0, 0.0)
+    assert bleu_scores([()], [prepare_reference("a b c")]).tolist() == [[0.0, 0.0]]
+    assert bleu_scores([], []).shape == (0, 2)
     assert rouge_l_f1((), prepare_reference("a b c")) == 0.0
     assert rouge_l_f1(("a",), prepare_reference("")) == 0.0
+
+
+def test_batch_bleu_stays_exact_with_a_huge_vocabulary():
+    # 60,000 distinct words: 4-gram ids would overflow int64 unless renumbered densely.
+    rng = random.Random(11)
+    words = [f"w{i}" for i in range(60_000)]
+    reference = " ".join(words)
+    candidate = " ".join(words[:20_000] + rng.sample(words, 20_000))
+    (ours,) = bleu_scores([word_tokens(candidate)], [prepare_reference(reference)]).tolist()
+    assert ours == pytest.approx(list(nltk_bleu(candidate, reference)), abs=1e-12)
