@@ -1,0 +1,130 @@
+"""Score rollouts with the reward from the command line.
+
+    python -m rewards score rollouts.jsonl [--kwargs '{"preset": "upstream"}'] [--output scores.jsonl]
+    python -m rewards compare      # the paper and upstream presets side by side on example responses
+
+``score`` reads JSON Lines with a ``response`` and a ``ground_truth`` (or ``answer``) field per line,
+as EasyR1 would pass them. Lines that are not JSON objects with both fields are skipped and
+counted, with their line numbers; the output (the input rows plus a ``reward`` dict) is written
+atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from rewards.deepmedix import SCORE_KEYS, RewardConfig, RewardConfigError, score_batch
+from rewards.frame import Frame
+from rewards.ground_truth import encode_ground_truth
+
+
+def read_rollouts(path: Path) -> tuple[list[dict], list[str]]:
+    rows, problems = [], []
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                problems.append(f"line {number}: not JSON ({error.msg})")
+                continue
+            if not isinstance(row, dict) or "response" not in row or not ({"ground_truth", "answer"} & set(row)):
+                problems.append(f"line {number}: needs 'response' and 'ground_truth' (or 'answer')")
+                continue
+            rows.append(row)
+    return rows, problems
+
+
+def write_jsonl_atomically(rows: list[dict], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            for row in rows:
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def command_score(args: argparse.Namespace) -> int:
+    try:
+        config = RewardConfig.from_kwargs(json.loads(args.kwargs))
+    except (json.JSONDecodeError, RewardConfigError) as error:
+        print(f"error: --kwargs: {error}", file=sys.stderr)
+        return 2
+    if not args.rollouts.is_file():
+        print(f"error: {args.rollouts} does not exist", file=sys.stderr)
+        return 2
+    rows, problems = read_rollouts(args.rollouts)
+    for problem in problems:
+        print(f"skipped {problem}", file=sys.stderr)
+    scores = score_batch(
+        [row["response"] for row in rows], [row.get("ground_truth", row.get("answer")) for row in rows], config
+    )
+    if args.output:
+        write_jsonl_atomically([{**row, "reward": score} for row, score in zip(rows, scores)], args.output)
+    print(f"scored {len(rows)} rollouts, skipped {len(problems)} malformed lines ({config.preset} preset)")
+    for key in scores[0] if scores else SCORE_KEYS:
+        mean = sum(score[key] for score in scores) / len(scores) if scores else 0.0
+        print(f"  {key:22s} {mean:8.4f}")
+    return 0
+
+
+def example_rollouts() -> list[tuple[str, str, str]]:
+    """(what it shows, response, ground truth): where the two presets disagree, and why."""
+    frame = Frame(448, 532)
+    yes = encode_ground_truth("closed", "yes", frame)
+    report = encode_ground_truth("open_ended", "Small left pleural effusion. No pneumothorax.", frame)
+    lungs = encode_ground_truth("multi_object", ["left lung", "right lung"], frame)
+    think = "<think>Blunted left costophrenic angle [30, 330, 140, 450]; heart [150, 200, 330, 380].</think>"
+    return [
+        ("correct, two boxes", f"{think} The answer is: \\boxed{{yes}}", yes),
+        ("correct, trailing period", f"{think} \\boxed{{Yes.}}", yes),
+        ("box below 532 but past 512", "<think>Effusion at [30, 400, 140, 520].</think>\\boxed{yes}", yes),
+        ("box spaced, decimals", "<think>Effusion at [ 30.5, 330 , 140,450 ].</think>\\boxed{yes}", yes),
+        ("empty answer box", f"{think}\\boxed{{}}", yes),
+        ("two think blocks", f"{think}{think}\\boxed{{yes}}", yes),
+        ("report, same words", f"{think}\\boxed{{Small left pleural effusion. No pneumothorax.}}", report),
+        ("report, shuffled words", f"{think}\\boxed{{No effusion. Small left pleural pneumothorax.}}", report),
+        ("list with a duplicate", f"{think}\\boxed{{left lung|left lung|right lung}}", lungs),
+        ("list, comma separated", f"{think}\\boxed{{left lung, right lung}}", lungs),
+    ]
+
+
+def command_compare(_: argparse.Namespace) -> int:
+    examples = example_rollouts()
+    responses, truths = [r for _, r, _ in examples], [t for _, _, t in examples]
+    paper = score_batch(responses, truths, RewardConfig())
+    upstream = score_batch(responses, truths, RewardConfig(preset="upstream"))
+    print(f"{'example':30s} {'paper':>7s} {'upstream':>9s}   answer / format / coordinate (paper | upstream)")
+    for (name, _, _), p, u in zip(examples, paper, upstream):
+        terms = " | ".join(f"{s['answer']:.2f} / {s['format']:.0f} / {s['coordinate']:+.2f}" for s in (p, u))
+        print(f"{name:30s} {p['overall']:7.3f} {u['overall']:9.3f}   {terms}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rewards", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    score = commands.add_parser("score", help="score a JSONL file of rollouts")
+    score.add_argument("rollouts", type=Path)
+    score.add_argument("--kwargs", default="{}", help="reward kwargs as JSON, as in reward_function_kwargs")
+    score.add_argument("--output", type=Path, help="write rows with their scores here (JSONL)")
+    score.set_defaults(run=command_score)
+    compare = commands.add_parser("compare", help="paper vs upstream preset on example responses")
+    compare.set_defaults(run=command_compare)
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
