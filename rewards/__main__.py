@@ -2,11 +2,16 @@
 
     python -m rewards score rollouts.jsonl [--kwargs '{"preset": "upstream"}'] [--output scores.jsonl]
     python -m rewards compare      # the paper and upstream presets side by side on example responses
+    python -m rewards validate grpo_train.jsonl [--answer-key answer] [--allow-plain]
 
 ``score`` reads JSON Lines with a ``response`` and a ``ground_truth`` (or ``answer``) field per line,
 as EasyR1 would pass them. Lines that are not JSON objects with both fields are skipped and
 counted, with their line numbers; the output (the input rows plus a ``reward`` dict) is written
 atomically.
+
+``validate`` checks the answer column of a GRPO dataset (JSON Lines, as EasyR1 reads it) before
+training: every value must be a ground-truth JSON object that follows the schema, or with
+``--allow-plain`` an upstream-style plain string. It lists every bad row and exits 1 if any.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from pathlib import Path
 
 from rewards.deepmedix import SCORE_KEYS, RewardConfig, RewardConfigError, score_batch
 from rewards.frame import Frame
-from rewards.ground_truth import encode_ground_truth
+from rewards.ground_truth import GroundTruthError, encode_ground_truth, ground_truth_from_dict, parse_ground_truth
 
 
 def read_rollouts(path: Path) -> tuple[list[dict], list[str]]:
@@ -111,6 +116,55 @@ def command_compare(_: argparse.Namespace) -> int:
     return 0
 
 
+def ground_truth_problem(value: object, allow_plain: bool) -> str | None:
+    """Why an answer-column value would not train as intended; None if it is fine."""
+    if not isinstance(value, str):
+        return f"answer must be a string (EasyR1 collates other types into arrays), got {type(value).__name__}"
+    try:
+        payload = json.loads(value)
+    except json.JSONDecodeError:
+        payload = None
+    if isinstance(payload, dict):
+        try:
+            ground_truth_from_dict(payload)
+        except GroundTruthError as error:
+            return str(error)
+        return None
+    if not allow_plain:
+        return "answer is not a ground-truth JSON object (pass --allow-plain for upstream-style answers)"
+    try:
+        parse_ground_truth(value)
+    except GroundTruthError as error:
+        return str(error)
+    return None
+
+
+def command_validate(args: argparse.Namespace) -> int:
+    if not args.dataset.is_file():
+        print(f"error: {args.dataset} does not exist", file=sys.stderr)
+        return 2
+    rows = bad = 0
+    with args.dataset.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            rows += 1
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                problem = f"not JSON ({error.msg})"
+            else:
+                if not isinstance(row, dict) or args.answer_key not in row:
+                    problem = f"no {args.answer_key!r} field"
+                else:
+                    problem = ground_truth_problem(row[args.answer_key], args.allow_plain)
+            if problem:
+                bad += 1
+                print(f"{args.dataset}:{number}: {problem}", file=sys.stderr)
+    print(f"{args.dataset}: {rows - bad} of {rows} rows have a valid ground truth")
+    return 1 if bad else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rewards", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -122,6 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     score.set_defaults(run=command_score)
     compare = commands.add_parser("compare", help="paper vs upstream preset on example responses")
     compare.set_defaults(run=command_compare)
+    validate = commands.add_parser("validate", help="check the ground truths of a GRPO dataset")
+    validate.add_argument("dataset", type=Path)
+    validate.add_argument("--answer-key", default="answer", help="EasyR1's data.answer_key")
+    validate.add_argument("--allow-plain", action="store_true", help="accept upstream-style plain answers")
+    validate.set_defaults(run=command_validate)
     args = parser.parse_args(argv)
     return args.run(args)
 

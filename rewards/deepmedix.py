@@ -17,12 +17,13 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
 from typing import Any, Callable
 
 from rewards.components import answer_scores, coordinate_score, format_score, grounding_score, judge_reasoning_boxes
 from rewards.frame import Frame
 from rewards.ground_truth import GroundTruth, GroundTruthError, parse_ground_truth
-from rewards.registry import DEFAULT_FRAME, ComponentFn, RewardResolutionError, resolve_component
+from rewards.registry import ComponentFn, RewardResolutionError, resolve_component
 from rewards.response import first_reasoning, last_boxed
 
 PRESETS = ("paper", "upstream")
@@ -72,7 +73,7 @@ class RewardConfig:
             raise RewardConfigError(f"grounding_iou must lie in (0, 1], got {self.grounding_iou}")
         if isinstance(self.default_frame, bool) or not isinstance(self.default_frame, int) or self.default_frame <= 0:
             raise RewardConfigError(f"default_frame must be a positive integer, got {self.default_frame!r}")
-        if not isinstance(self.extra_components, dict):
+        if not isinstance(self.extra_components, Mapping):
             raise RewardConfigError("extra_components must map component specs to weights")
         if self.preset == "upstream":
             changed = sorted(
@@ -139,13 +140,15 @@ def score_batch(
         for (index, response, truth), raw_answer in zip(readable, raw_answers):
             results[index].update(_paper_terms(response, truth, raw_answer, config))
 
-    # Our terms are finite by construction (bounded scores, finite weights); a user's component
-    # may not be, so its value is guarded before it reaches EasyR1's logger.
+    # Each term is finite by construction (bounded scores, finite weights); a user's component may
+    # not be, and huge weights could overflow the sum, so those are guarded before EasyR1 logs them.
     for index, response, truth in readable:
         for key, function, weight in extras:
             value = _finite(function(response, truth))
             results[index][key] = value
             results[index]["overall"] += weight * value
+    for result in results:
+        result["overall"] = _finite(result["overall"])
     return results
 
 

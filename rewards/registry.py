@@ -69,24 +69,24 @@ REWARD_FUNCTIONS: dict[str, Callable | str] = {
 }
 
 
-def register_component(name: str) -> Callable[[ComponentFn], ComponentFn]:
-    def decorator(fn: ComponentFn) -> ComponentFn:
-        if name in REWARD_COMPONENTS and REWARD_COMPONENTS[name] is not fn:
-            raise ValueError(f"a reward component named {name!r} is already registered")
-        REWARD_COMPONENTS[name] = fn
+def _register(table: dict, kind: str, name: str) -> Callable[[Callable], Callable]:
+    def decorator(fn: Callable) -> Callable:
+        if name in table and table[name] is not fn:
+            raise ValueError(f"a reward {kind} named {name!r} is already registered")
+        table[name] = fn
         return fn
 
     return decorator
+
+
+def register_component(name: str) -> Callable[[ComponentFn], ComponentFn]:
+    """Decorator: make ``fn(response, truth) -> float`` available to recipes by ``name``."""
+    return _register(REWARD_COMPONENTS, "component", name)
 
 
 def register_reward_function(name: str) -> Callable[[Callable], Callable]:
-    def decorator(fn: Callable) -> Callable:
-        if name in REWARD_FUNCTIONS and REWARD_FUNCTIONS[name] is not fn:
-            raise ValueError(f"a reward function named {name!r} is already registered")
-        REWARD_FUNCTIONS[name] = fn
-        return fn
-
-    return decorator
+    """Decorator: make an EasyR1-style batch reward function available by ``name``."""
+    return _register(REWARD_FUNCTIONS, "function", name)
 
 
 def load_module_from_file(path: Path):

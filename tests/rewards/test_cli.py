@@ -37,3 +37,30 @@ def test_compare_shows_both_presets(capsys):
     assert main(["compare"]) == 0
     out = capsys.readouterr().out
     assert "correct, trailing period" in out and "upstream" in out
+
+
+def test_validate_names_every_bad_row(tmp_path, capsys):
+    from rewards.frame import Frame
+    from rewards.ground_truth import encode_ground_truth
+
+    good = encode_ground_truth("closed", "yes", Frame(448, 448), sample_id="ok-1")
+    bad = json.dumps({"task": "closed", "answer": "yes", "frame": {"width": 448, "height": 448},
+                      "boxes": [[0, 0, 900, 10]], "sample_id": "mscxr-42"})
+    dataset = tmp_path / "train.jsonl"
+    dataset.write_text("\n".join([
+        json.dumps({"prompt": "<image>Q", "answer": good}),
+        json.dumps({"prompt": "<image>Q", "answer": bad}),
+        json.dumps({"prompt": "<image>Q", "answer": "yes"}),
+        json.dumps({"prompt": "<image>Q", "answer": ["yes"]}),
+        json.dumps({"prompt": "<image>Q"}),
+        "{broken",
+    ]) + "\n")
+    assert main(["validate", str(dataset)]) == 1
+    captured = capsys.readouterr()
+    assert "1 of 6 rows have a valid ground truth" in captured.out
+    assert "train.jsonl:2: ground truth of sample 'mscxr-42': box 0" in captured.err
+    assert "train.jsonl:3: answer is not a ground-truth JSON object" in captured.err
+    assert ":4: answer must be a string" in captured.err and ":5: no 'answer' field" in captured.err
+    assert ":6: not JSON" in captured.err
+    assert main(["validate", str(dataset), "--allow-plain"]) == 1
+    assert "2 of 6 rows" in capsys.readouterr().out
