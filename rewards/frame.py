@@ -49,6 +49,29 @@ def prescale(width: int, height: int, min_pixels: int, max_pixels: int) -> tuple
     return width, height
 
 
+def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
+    """The Qwen2-VL / Qwen2.5-VL image processor's resize rule: (height, width) rounded to multiples
+    of ``factor``, then scaled (keeping the aspect ratio) into [min_pixels, max_pixels].
+
+    Written here, not imported from transformers, because that import pulls in torch (about 4 s in
+    every data-preparation worker) for a few lines of integer arithmetic; a test checks it against
+    transformers' own ``smart_resize`` over thousands of sizes.
+    """
+    if max(height, width) / min(height, width) > 200:
+        raise ValueError(f"aspect ratio of {width}x{height} exceeds 200, which Qwen2.5-VL refuses")
+    resized_height = round(height / factor) * factor
+    resized_width = round(width / factor) * factor
+    if resized_height * resized_width > max_pixels:
+        beta = math.sqrt(height * width / max_pixels)
+        resized_height = max(factor, math.floor(height / beta / factor) * factor)
+        resized_width = max(factor, math.floor(width / beta / factor) * factor)
+    elif resized_height * resized_width < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        resized_height = math.ceil(height * beta / factor) * factor
+        resized_width = math.ceil(width * beta / factor) * factor
+    return resized_height, resized_width
+
+
 def model_frame(
     width: int,
     height: int,
@@ -58,17 +81,9 @@ def model_frame(
     processor_max_pixels: int = PROCESSOR_MAX_PIXELS,
 ) -> Frame:
     """Frame of an original ``width`` x ``height`` image under the recipes' pixel limits."""
-    # transformers' own smart_resize, so we follow the processor exactly. Imported here: the
-    # reward itself never needs it, and importing transformers costs seconds.
-    from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
-
     scaled_width, scaled_height = prescale(width, height, min_pixels, max_pixels)
     resized_height, resized_width = smart_resize(
-        scaled_height,
-        scaled_width,
-        factor=PATCH_FACTOR,
-        min_pixels=processor_min_pixels,
-        max_pixels=processor_max_pixels,
+        scaled_height, scaled_width, PATCH_FACTOR, processor_min_pixels, processor_max_pixels
     )
     return Frame(width=resized_width, height=resized_height)
 

@@ -29,3 +29,25 @@ def test_box_scaling_to_frame():
 def test_frame_rejects_non_positive_or_non_integer_sizes(width, height):
     with pytest.raises(ValueError):
         Frame(width, height)
+
+
+def test_smart_resize_equals_transformers():
+    import random
+
+    from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize as reference
+
+    from rewards.frame import smart_resize
+
+    rng = random.Random(0)
+    sizes = [(rng.randint(20, 4000), rng.randint(20, 4000)) for _ in range(3000)] + [(28, 28), (56, 56), (1, 150)]
+    for height, width in sizes:
+        for min_pixels, max_pixels in ((3136, 262144), (3136, 1003520), (256 * 28 * 28, 1280 * 28 * 28)):
+            expected = reference(height, width, factor=28, min_pixels=min_pixels, max_pixels=max_pixels)
+            assert smart_resize(height, width, 28, min_pixels, max_pixels) == expected, (height, width)
+
+
+def test_extreme_aspect_ratio_is_refused():
+    from rewards.frame import smart_resize
+
+    with pytest.raises(ValueError, match="aspect ratio"):
+        smart_resize(10, 3000, 28, 3136, 262144)
