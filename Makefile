@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 # Tests and the demo never touch the network: wandb logs offline, the Hugging Face hub is off.
 OFFLINE_ENV := WANDB_MODE=offline HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
-.PHONY: help setup test demo bench-rewards lock check-gpu-env clean-venv
+.PHONY: help setup test demo data bench-rewards lock check-gpu-env clean-venv
 
 help:  ## List the targets.
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort | expand -t 18
@@ -41,6 +41,13 @@ demo: setup  ## Run the pipeline on the bundled tiny default (CPU, offline).
 	$(OFFLINE_ENV) $(PY) -c 'import llamafactory, trl, transformers; from trl import GRPOTrainer; \
 	  print(f"llamafactory {llamafactory.__version__}, trl {trl.__version__}, transformers {transformers.__version__}: OK")'
 	$(OFFLINE_ENV) $(PY) -m rewards compare
+
+DATA_ROOT ?=
+DATA_OUT ?= data/build
+DATA_ARGS ?=
+data: setup  ## Build all datasets from the releases in DATA_ROOT into DATA_OUT (DATA_ARGS: overrides).
+	@test -n "$(DATA_ROOT)" || { echo "make data: set DATA_ROOT=<folder holding the releases> (see README)" >&2; exit 2; }
+	$(PY) -m data_prep.build data_root=$(DATA_ROOT) out_dir=$(DATA_OUT) $(DATA_ARGS)
 
 bench-rewards: setup  ## Reward throughput: batch reward vs per-sample nltk + rouge-score.
 	$(PY) benchmarks/reward_throughput.py

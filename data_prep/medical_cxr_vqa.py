@@ -1,0 +1,66 @@
+"""Medical-CXR-VQA 1.0.0: LLM-enhanced questions on frontal MIMIC-CXR images (the paper's "CXR-VQA").
+
+Reads ``medical-cxr-vqa-questions.csv`` (the README spells it with underscores: both accepted),
+columns by name. Questions are typed by the release's ``question_type`` (abnormality, presence,
+view, location, level, type); ``answer_kinds`` (config) says which are lists (abnormality lists
+are joined with ", " in the release and are split back). Images and split come from
+MIMIC-CXR-JPG by ``dicom_id``: the release's own split labels are not used, so every MIMIC-derived
+source splits by patient alike.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from data_prep.mimic_cxr import MimicIndex
+from data_prep.records import Sample, SkipLog, SourceMissingError
+
+SOURCE = "medical-cxr-vqa"
+NAMES = ("medical-cxr-vqa-questions.csv", "medical_cxr_vqa_questions.csv")
+COLUMNS = ("subject_id", "study_id", "dicom_id", "question_type", "question", "answer")
+
+
+def vqa_samples(root: Path, index: MimicIndex, answer_kinds: dict[str, str], skips: SkipLog) -> list[Sample]:
+    path = next((root / name for name in NAMES if (root / name).exists()), None)
+    if path is None:
+        raise SourceMissingError(f"{root} has no {' or '.join(NAMES)}")
+    samples = []
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = [column for column in COLUMNS if column not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path} lacks the columns {missing} (has {reader.fieldnames})")
+        for line, row in enumerate(reader, start=2):
+            item = f"{path.name}:{line}"
+            if None in row or any(row.get(column) is None for column in COLUMNS):
+                skips.skip(SOURCE, "malformed_row", item, str(row)[:200])
+                continue
+            question_type, question, answer = row["question_type"].strip(), row["question"].strip(), row["answer"].strip()
+            if question_type not in answer_kinds:
+                skips.skip(SOURCE, "unknown_question_type", item, question_type)
+                continue
+            if not question or not answer:
+                skips.skip(SOURCE, "empty_question_or_answer", item)
+                continue
+            image = index.images.get(row["dicom_id"].strip())
+            if image is None:
+                skips.skip(SOURCE, "image_not_in_mimic_metadata", item, row["dicom_id"])
+                continue
+            kind = answer_kinds[question_type]
+            samples.append(
+                Sample(
+                    sample_id=f"{SOURCE}/{line}",
+                    source=SOURCE,
+                    task="vqa",
+                    subtype=question_type,
+                    split=image.split,
+                    subject=f"mimic:{image.subject_id}",
+                    image=image.path,
+                    answer=tuple(a.strip() for a in answer.split(",") if a.strip()) if kind == "multi_object" else answer,
+                    answer_kind=kind,
+                    question=" ".join(question.split()),
+                    image_size=(image.width, image.height) if image.width and image.height else None,
+                )
+            )
+    return samples

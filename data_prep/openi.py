@@ -1,0 +1,122 @@
+"""Open-I / Indiana University chest X-rays: the Kaggle copy, or NLM's original XML release.
+
+Kaggle: ``indiana_reports.csv`` (findings, impression per ``uid``), ``indiana_projections.csv``
+(``Frontal`` / ``Lateral`` per image file) and ``images/images_normalized/*.png``.
+NLM: ``ecgen-radiology/<n>.xml`` with ``<AbstractText Label="FINDINGS">`` and ``<parentImage id=...>``,
+images ``<id>.png`` in ``images/`` (the XML does not say which view an image is; the first listed
+is taken).
+
+Open-I has no official split: a study goes to test / validate / train by a stable hash of its uid
+(``split_seed``), so every build puts it in the same split. ``XXXX`` de-identification marks become
+the project's placeholder (``records.clean_text``). A study without the section is not emitted for
+that task.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
+from data_prep.records import Sample, SkipLog, SourceMissingError, clean_text
+
+SOURCE = "openi"
+
+
+def stable_split(uid: str, test_fraction: float, validate_fraction: float, split_seed: int) -> str:
+    digest = hashlib.sha256(f"openi:{split_seed}:{uid}".encode()).digest()
+    position = int.from_bytes(digest[:8], "big") / 2**64
+    if position < test_fraction:
+        return "test"
+    if position < test_fraction + validate_fraction:
+        return "validate"
+    return "train"
+
+
+def _kaggle_studies(root: Path, skips: SkipLog) -> list[tuple[str, dict[str, str], Path]]:
+    """(uid, {findings, impression}, frontal image) per study of the Kaggle copy."""
+    projections = root / "indiana_projections.csv"
+    if not projections.exists():
+        raise SourceMissingError(f"{projections} is missing: the Kaggle copy ships it beside indiana_reports.csv")
+    frontal: dict[str, str] = {}
+    with projections.open(encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle):
+            uid, filename = (row.get("uid") or "").strip(), (row.get("filename") or "").strip()
+            if not uid or not filename:
+                skips.skip(SOURCE, "malformed_projection_row", uid or "?", str(row))
+            elif (row.get("projection") or "").strip() == "Frontal":
+                frontal[uid] = min(frontal.get(uid, filename), filename)
+    studies = []
+    with (root / "indiana_reports.csv").open(encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle):
+            uid = (row.get("uid") or "").strip()
+            if not uid.isdigit():
+                skips.skip(SOURCE, "malformed_report_row", uid or "?", str(row))
+                continue
+            if uid not in frontal:
+                skips.skip(SOURCE, "no_frontal_view", f"uid {uid}")
+                continue
+            sections = {"findings": row.get("findings") or "", "impression": row.get("impression") or ""}
+            studies.append((uid, sections, root / "images" / "images_normalized" / frontal[uid]))
+    return studies
+
+
+def _xml_studies(root: Path, skips: SkipLog) -> list[tuple[str, dict[str, str], Path]]:
+    studies = []
+    for path in sorted((root / "ecgen-radiology").glob("*.xml"), key=lambda p: (len(p.stem), p.stem)):
+        try:
+            tree = ElementTree.parse(path)
+        except ElementTree.ParseError as error:
+            skips.skip(SOURCE, "malformed_xml", path.name, str(error))
+            continue
+        sections = {
+            label.lower(): "".join(node.itertext())
+            for node in tree.iter("AbstractText")
+            if (label := (node.get("Label") or "").upper()) in ("FINDINGS", "IMPRESSION")
+        }
+        images = [node.get("id") for node in tree.iter("parentImage") if node.get("id")]
+        if not images:
+            skips.skip(SOURCE, "no_image", path.name)
+            continue
+        studies.append((path.stem, sections, root / "images" / f"{images[0]}.png"))
+    return studies
+
+
+def report_samples(
+    root: Path,
+    placeholder: str,
+    test_fraction: float,
+    validate_fraction: float,
+    split_seed: int,
+    skips: SkipLog,
+) -> list[Sample]:
+    if (root / "indiana_reports.csv").exists():
+        studies = _kaggle_studies(root, skips)
+    elif (root / "ecgen-radiology").is_dir():
+        studies = _xml_studies(root, skips)
+    else:
+        raise SourceMissingError(f"{root} has neither indiana_reports.csv (Kaggle) nor ecgen-radiology/ (NLM)")
+    samples = []
+    for uid, sections, image in sorted(studies, key=lambda study: int(re.sub(r"\D", "", study[0]) or 0)):
+        split = stable_split(uid, test_fraction, validate_fraction, split_seed)
+        for task in ("findings", "impression"):
+            text = clean_text(sections.get(task, ""), placeholder)
+            if not re.search(r"[A-Za-z]", text):
+                skips.skip(SOURCE, f"no_{task}_section", f"uid {uid}")
+                continue
+            samples.append(
+                Sample(
+                    sample_id=f"{SOURCE}/{task}/{uid}",
+                    source=SOURCE,
+                    task=task,
+                    subtype=task,
+                    split=split,
+                    subject=f"openi:{uid}",
+                    image=image,
+                    answer=text,
+                    answer_kind="open_ended",
+                )
+            )
+    return samples

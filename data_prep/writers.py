@@ -1,0 +1,92 @@
+"""The trainers' and the evaluation's file formats, written atomically and deterministically.
+
+- Stage 1 (LLaMA-Factory): ``stage1/train.jsonl`` in sharegpt form, one conversation per line::
+
+      {"messages": [{"role": "user", "content": "<image>prompt"},
+                    {"role": "assistant", "content": "answer"}],
+       "images": ["images/mimic-cxr/p10/p10000032/s50414267/<dicom>.jpg"]}
+
+  registered in ``dataset_info.json`` (image paths are relative to the output folder, which is
+  LLaMA-Factory's ``dataset_dir``).
+- GRPO (EasyR1): ``grpo/train.parquet`` and ``grpo/val.parquet`` with ``prompt`` (one ``<image>``
+  per image), ``images`` (list of paths, relative to the output folder: set ``data.image_dir``),
+  ``answer`` (the reward's ground-truth JSON) and ``sample_id``.
+- Evaluation: ``test/xraybench.jsonl``, one item per line::
+
+      {"id", "source", "task", "subtype", "images": [...], "prompt", "answer" (str, or list for
+       multi-object), "answer_kind", "ground_truth" (the reward's JSON), "frame": {"width", "height"}}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+STAGE1_DATASET = "deepmedix_stage1"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)
+
+
+def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    lines = [json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n" for row in rows]
+    atomic_write_bytes(path, "".join(lines).encode("utf-8"))
+
+
+def write_json(path: Path, payload: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(payload, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+
+
+def write_parquet(path: Path, rows: list[dict[str, Any]]) -> None:
+    schema = pa.schema(
+        [("prompt", pa.string()), ("images", pa.list_(pa.string())), ("answer", pa.string()), ("sample_id", pa.string())]
+    )
+    table = pa.Table.from_pylist(rows, schema=schema)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    atomic_write_bytes(path, sink.getvalue().to_pybytes())
+
+
+def sharegpt_row(prompt: str, answer: str, images: list[str]) -> dict[str, Any]:
+    return {
+        "messages": [
+            {"role": "user", "content": "<image>" * len(images) + prompt},
+            {"role": "assistant", "content": answer},
+        ],
+        "images": images,
+    }
+
+
+def dataset_info_entry(file_name: str) -> dict[str, Any]:
+    return {
+        "file_name": file_name,
+        "formatting": "sharegpt",
+        "columns": {"messages": "messages", "images": "images"},
+        "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"},
+    }
+
+
+def update_dataset_info(out_dir: Path, name: str, entry: dict[str, Any]) -> None:
+    """Add or replace one dataset in ``dataset_info.json``, keeping the others (cold start adds its own)."""
+    path = out_dir / "dataset_info.json"
+    info = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    info[name] = entry
+    write_json(path, info)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
