@@ -30,8 +30,9 @@ SPLIT = "mimic-cxr-2.0.0-split.csv.gz"
 REPORT_NAME = re.compile(r"(?:^|/)s(\d{8})\.txt$")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MimicImage:
+    # Compact on purpose: an index holds ~377K of these (slots, and the path built on demand).
     dicom_id: str
     subject_id: str
     study_id: str
@@ -39,7 +40,12 @@ class MimicImage:
     width: int | None
     height: int | None
     split: str
-    path: Path
+    root: Path
+
+    @property
+    def path(self) -> Path:
+        subject = self.subject_id
+        return self.root / "files" / f"p{subject[:2]}" / f"p{subject}" / f"s{self.study_id}" / f"{self.dicom_id}.jpg"
 
 
 @dataclass
@@ -61,8 +67,12 @@ def release_root(folder: Path, marker: str) -> Path:
 
 
 def read_gz_csv(path: Path) -> Iterator[dict[str, str]]:
+    """Rows as dicts keyed by the header (column order varies between copies of the release)."""
     with gzip.open(path, "rt", encoding="utf-8", newline="") as handle:
-        yield from csv.DictReader(handle)
+        reader = csv.reader(handle)
+        header = next(reader, [])
+        for values in reader:
+            yield dict(zip(header, values))
 
 
 def _int_or_none(value: str) -> int | None:
@@ -90,7 +100,7 @@ def index_images(jpg_root: Path, frontal_views: list[str], skips: SkipLog) -> Mi
     best: dict[str, tuple[int, str]] = {}
     for row in read_gz_csv(root / METADATA):
         dicom, subject, study = row.get("dicom_id", ""), row.get("subject_id", ""), row.get("study_id", "")
-        if not (re.fullmatch(r"\d{8}", subject or "") and re.fullmatch(r"\d{8}", study or "") and dicom):
+        if not (len(subject) == 8 and subject.isdigit() and len(study) == 8 and study.isdigit() and dicom):
             skips.skip(SOURCE, "malformed_metadata_row", dicom or "?", str(row))
             continue
         split = split_of.get(dicom)
@@ -101,9 +111,8 @@ def index_images(jpg_root: Path, frontal_views: list[str], skips: SkipLog) -> Mi
         if previous != split:
             raise ValueError(f"MIMIC subject {subject} is in both {previous} and {split}: the split file is corrupt")
         view = (row.get("ViewPosition") or "").strip()
-        path = root / "files" / f"p{subject[:2]}" / f"p{subject}" / f"s{study}" / f"{dicom}.jpg"
         index.images[dicom] = MimicImage(
-            dicom, subject, study, view, _int_or_none(row.get("Columns")), _int_or_none(row.get("Rows")), split, path
+            dicom, subject, study, view, _int_or_none(row.get("Columns")), _int_or_none(row.get("Rows")), split, root
         )
         if view in preference:
             candidate = (preference[view], dicom)

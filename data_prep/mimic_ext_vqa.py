@@ -32,13 +32,15 @@ def vqa_samples(root: Path, index: MimicIndex, answer_kinds: dict[str, str], ski
             raise ValueError(f"{path} is not valid JSON: {error}") from None
         for position, record in enumerate(records if isinstance(records, list) else []):
             item = f"{path.name}[{position}]"
-            sample = _sample(record, item, index, answer_kinds, skips)
+            sample = _sample(record, item, f"{SOURCE}/{path.stem}/{position}", index, answer_kinds, skips)
             if sample is not None:
                 samples.append(sample)
     return samples
 
 
-def _sample(record, item: str, index: MimicIndex, answer_kinds: dict[str, str], skips: SkipLog) -> Sample | None:
+def _sample(
+    record, item: str, sample_id: str, index: MimicIndex, answer_kinds: dict[str, str], skips: SkipLog
+) -> Sample | None:
     if not isinstance(record, dict):
         skips.skip(SOURCE, "malformed_record", item)
         return None
@@ -63,7 +65,7 @@ def _sample(record, item: str, index: MimicIndex, answer_kinds: dict[str, str], 
         skips.skip(SOURCE, "closed_question_without_single_answer", item, str(answer))
         return None
     return Sample(
-        sample_id=f"{SOURCE}/{item.replace('.json', '')}/{record.get('idx', '')}",
+        sample_id=sample_id,
         source=SOURCE,
         task="vqa",
         subtype=content_type,

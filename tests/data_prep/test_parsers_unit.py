@@ -14,7 +14,7 @@ DICOM = "02aa804e-bde0afdd-112c0b34-7bc16630-4e384014"
 
 def mimic_index(split="train") -> MimicIndex:
     index = MimicIndex()
-    index.images[DICOM] = MimicImage(DICOM, "10000032", "50414267", "PA", 2544, 3056, split, Path(f"/x/{DICOM}.jpg"))
+    index.images[DICOM] = MimicImage(DICOM, "10000032", "50414267", "PA", 2544, 3056, split, Path("/x"))
     index.subject_split["10000032"] = split
     return index
 
