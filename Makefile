@@ -14,6 +14,7 @@ PYTEST_ARGS ?=
 
 # Tests and the demo never touch the network: wandb logs offline, the Hugging Face hub is off.
 OFFLINE_ENV := WANDB_MODE=offline HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+OFFLINE_PY := $(OFFLINE_ENV) $(PY)
 
 .PHONY: help setup test demo data bench-rewards lock check-gpu-env clean-venv
 
@@ -33,14 +34,19 @@ $(SETUP_STAMP): requirements/cpu.lock pyproject.toml
 	touch $@
 
 test: setup  ## Run the test suite in .venv.
-	$(OFFLINE_ENV) $(PY) -m pytest $(PYTEST_ARGS)
+	$(OFFLINE_PY) -m pytest $(PYTEST_ARGS)
 
+DEMO_DIR ?= outputs/demo
 demo: setup  ## Run the pipeline on the bundled tiny default (CPU, offline).
-	@echo "make demo: data prep, the SFT stages, cold start, GRPO and evaluation are not wired yet."
-	@echo "It runs what exists: the trainer stack check and the GRPO reward (paper vs upstream preset)."
-	$(OFFLINE_ENV) $(PY) -c 'import llamafactory, trl, transformers; from trl import GRPOTrainer; \
+	@echo "make demo: generated releases -> data prep -> reward check. The SFT stages, cold start,"
+	@echo "GRPO and evaluation are not wired yet."
+	$(OFFLINE_PY) -c 'import llamafactory, trl, transformers; from trl import GRPOTrainer; \
 	  print(f"llamafactory {llamafactory.__version__}, trl {trl.__version__}, transformers {transformers.__version__}: OK")'
-	$(OFFLINE_ENV) $(PY) -m rewards compare
+	$(OFFLINE_PY) -m data_prep.fixtures $(DEMO_DIR)/releases --seed 0 --subjects 24
+	$(OFFLINE_PY) -m data_prep.build --config-name demo data_root=$(DEMO_DIR)/releases out_dir=$(DEMO_DIR)/data
+	$(OFFLINE_PY) -m rewards validate $(DEMO_DIR)/data/grpo/train.parquet
+	$(OFFLINE_PY) -m rewards compare
+	@echo "make demo: datasets in $(DEMO_DIR)/data (manifest.json lists every file and count)"
 
 DATA_ROOT ?=
 DATA_OUT ?= data/build

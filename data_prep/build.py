@@ -28,6 +28,7 @@ from data_prep.mixtures import draw_mixture
 from data_prep.records import Sample, SkipLog, SourceMissingError
 from data_prep.writers import (
     STAGE1_DATASET,
+    atomic_write_bytes,
     dataset_info_entry,
     sha256_of,
     sharegpt_row,
@@ -175,9 +176,12 @@ class Converter:
     def __init__(self, prompts: dict[str, str], prepared: dict[Path, PreparedImage], out_dir: Path):
         self.prompts, self.prepared, self.out_dir = prompts, prepared, out_dir
 
-    def image_path(self, sample: Sample) -> str:
-        path = Path(self.prepared[sample.image].path)
+    def image_path_of(self, image: PreparedImage) -> str:
+        path = Path(image.path)
         return path.relative_to(self.out_dir).as_posix() if path.is_relative_to(self.out_dir) else str(path)
+
+    def image_path(self, sample: Sample) -> str:
+        return self.image_path_of(self.prepared[sample.image])
 
     def frame(self, sample: Sample) -> Frame:
         return self.prepared[sample.image].frame
@@ -338,13 +342,24 @@ def build(cfg: DictConfig) -> dict[str, Any]:
         (write_parquet if name.endswith(".parquet") else write_jsonl)(out_dir / name, rows)
     update_dataset_info(out_dir, STAGE1_DATASET, dataset_info_entry("stage1/train.jsonl"))
     write_jsonl(out_dir / "skipped.jsonl", skips.rows)
+    # Where each image came from and how it was scaled: maps boxes back to original pixels.
+    data_root = Path(cfg.data_root).resolve()
+    image_rows = []
+    for original, image in sorted(prepared.items(), key=lambda item: item[1].path):
+        source = original.resolve()
+        image_rows.append({
+            "path": converter.image_path_of(image),
+            "original": source.relative_to(data_root).as_posix() if source.is_relative_to(data_root) else str(source),
+            "original_size": list(image.original_size),
+            "frame": [image.frame.width, image.frame.height],
+        })
+    write_jsonl(out_dir / "images" / "index.jsonl", image_rows)
     images_listing = "".join(
-        f"{sha256_of(Path(image.path))}  {Path(image.path).relative_to(out_dir).as_posix()}\n"
+        f"{sha256_of(Path(image.path))}  {converter.image_path_of(image)}\n"
         for image in sorted(prepared.values(), key=lambda i: i.path)
         if Path(image.path).is_relative_to(out_dir)
     )
-    (out_dir / "images").mkdir(exist_ok=True)
-    (out_dir / "images" / "SHA256SUMS").write_text(images_listing, encoding="utf-8")
+    atomic_write_bytes(out_dir / "images" / "SHA256SUMS", images_listing.encode("utf-8"))
 
     def breakdown(pairs: list[tuple[str, Sample]]) -> dict[str, dict[str, int]]:
         return {
@@ -352,7 +367,7 @@ def build(cfg: DictConfig) -> dict[str, Any]:
             "by_source": dict(sorted(Counter(sample.source for _, sample in pairs).items())),
         }
 
-    files = sorted(list(outputs) + ["dataset_info.json", "skipped.jsonl", "images/SHA256SUMS"])
+    files = sorted(list(outputs) + ["dataset_info.json", "skipped.jsonl", "images/SHA256SUMS", "images/index.jsonl"])
     manifest = {
         "config": OmegaConf.to_container(cfg, resolve=False),
         "sources": dict(sorted(status.items())),

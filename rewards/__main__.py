@@ -2,14 +2,14 @@
 
     python -m rewards score rollouts.jsonl [--kwargs '{"preset": "upstream"}'] [--output scores.jsonl]
     python -m rewards compare      # the paper and upstream presets side by side on example responses
-    python -m rewards validate grpo_train.jsonl [--answer-key answer] [--allow-plain]
+    python -m rewards validate grpo/train.parquet [--answer-key answer] [--allow-plain]
 
 ``score`` reads JSON Lines with a ``response`` and a ``ground_truth`` (or ``answer``) field per line,
 as EasyR1 would pass them. Lines that are not JSON objects with both fields are skipped and
 counted, with their line numbers; the output (the input rows plus a ``reward`` dict) is written
 atomically.
 
-``validate`` checks the answer column of a GRPO dataset (JSON Lines, as EasyR1 reads it) before
+``validate`` checks the answer column of a GRPO dataset (JSON Lines or parquet, as EasyR1 reads it) before
 training: every value must be a ground-truth JSON object that follows the schema, or with
 ``--allow-plain`` an upstream-style plain string. It lists every bad row and exits 1 if any.
 """
@@ -139,28 +139,40 @@ def ground_truth_problem(value: object, allow_plain: bool) -> str | None:
     return None
 
 
+def dataset_rows(path: Path):
+    """(line or row number, row or a parse problem) for a JSON Lines or parquet dataset."""
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        for number, row in enumerate(pq.read_table(path).to_pylist(), start=1):
+            yield number, row
+        return
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield number, json.loads(line)
+            except json.JSONDecodeError as error:
+                yield number, f"not JSON ({error.msg})"
+
+
 def command_validate(args: argparse.Namespace) -> int:
     if not args.dataset.is_file():
         print(f"error: {args.dataset} does not exist", file=sys.stderr)
         return 2
     rows = bad = 0
-    with args.dataset.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            rows += 1
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                problem = f"not JSON ({error.msg})"
-            else:
-                if not isinstance(row, dict) or args.answer_key not in row:
-                    problem = f"no {args.answer_key!r} field"
-                else:
-                    problem = ground_truth_problem(row[args.answer_key], args.allow_plain)
-            if problem:
-                bad += 1
-                print(f"{args.dataset}:{number}: {problem}", file=sys.stderr)
+    for number, row in dataset_rows(args.dataset):
+        rows += 1
+        if isinstance(row, str):
+            problem = row
+        elif not isinstance(row, dict) or args.answer_key not in row:
+            problem = f"no {args.answer_key!r} field"
+        else:
+            problem = ground_truth_problem(row[args.answer_key], args.allow_plain)
+        if problem:
+            bad += 1
+            print(f"{args.dataset}:{number}: {problem}", file=sys.stderr)
     print(f"{args.dataset}: {rows - bad} of {rows} rows have a valid ground truth")
     return 1 if bad else 0
 

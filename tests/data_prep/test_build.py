@@ -250,3 +250,29 @@ def test_the_leakage_guard_itself_fires(releases, tmp_path, monkeypatch):
         [s.__class__(**{**s.__dict__, "split": "train"}) for s in samples], "train", expand))
     with pytest.raises(LeakageError, match="evaluation patients"):
         build(config(releases[0], tmp_path / "out"))
+
+
+def test_images_index_maps_back_to_originals(built):
+    out, _ = built
+    rows = read_jsonl(out / "images" / "index.jsonl")
+    assert rows
+    for row in rows[:10]:
+        with Image.open(out / row["path"]) as image:
+            assert list(image.size) == row["frame"]
+        assert row["original"].startswith(("mimic-cxr-jpg/files/", "openi/images/"))
+
+
+def test_command_line_entry_with_the_demo_layer(releases, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "demo-data"
+    result = subprocess.run(
+        [sys.executable, "-m", "data_prep.build", "--config-name", "demo", f"data_root={releases[0]}",
+         f"out_dir={out}", "images.workers=0"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout[result.stdout.index("{"):])
+    assert summary["rows"]["grpo/train.parquet"] > 0 and (out / "manifest.json").exists()
+    assert json.loads((out / "manifest.json").read_text())["config"]["stage1"]["size"] == 400
