@@ -754,7 +754,7 @@ def _write_ms_cxr(ctx: _Context, world: list[Subject]) -> None:
                 p[4] = "train"
 
     rows = []
-    for subject, study, f, label_text, ms_split, regions in phrases:
+    for _subject, study, f, label_text, ms_split, regions in phrases:
         image = study.frontal
         for region in regions:
             box = _box(rnd, region, image.width, image.height)

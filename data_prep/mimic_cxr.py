@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from data_prep.mimic_sections import report_sections
-from data_prep.records import Sample, SkipLog, SourceMissingError, clean_text
+from data_prep.records import Sample, SkipLog, SourceMissingError, section_samples
 
 SOURCE = "mimic-cxr"
 METADATA = "mimic-cxr-2.0.0-metadata.csv.gz"
@@ -172,23 +172,11 @@ def report_samples(index: MimicIndex, placeholder: str, skips: SkipLog) -> list[
         if sections is None:
             continue
         image = index.images[dicom]
-        for task in ("findings", "impression"):
-            text = clean_text(sections.get(task, ""), placeholder)
-            if not re.search(r"[A-Za-z]", text):
-                skips.skip(SOURCE, f"no_{task}_section", f"s{study}")
-                continue
-            samples.append(
-                Sample(
-                    sample_id=f"{SOURCE}/{task}/s{study}",
-                    source=SOURCE,
-                    task=task,
-                    subtype=task,
-                    split=image.split,
-                    subject=f"mimic:{image.subject_id}",
-                    image=image.path,
-                    answer=text,
-                    answer_kind="open_ended",
-                    image_size=(image.width, image.height) if image.width and image.height else None,
-                )
-            )
+        common = {
+            "split": image.split,
+            "subject": f"mimic:{image.subject_id}",
+            "image": image.path,
+            "image_size": (image.width, image.height) if image.width and image.height else None,
+        }
+        samples += section_samples(SOURCE, f"s{study}", sections, common, placeholder, skips)
     return samples

@@ -20,7 +20,7 @@ import re
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
-from data_prep.records import Sample, SkipLog, SourceMissingError, clean_text
+from data_prep.records import Sample, SkipLog, SourceMissingError, section_samples
 
 SOURCE = "openi"
 
@@ -100,23 +100,10 @@ def report_samples(
         raise SourceMissingError(f"{root} has neither indiana_reports.csv (Kaggle) nor ecgen-radiology/ (NLM)")
     samples = []
     for uid, sections, image in sorted(studies, key=lambda study: int(re.sub(r"\D", "", study[0]) or 0)):
-        split = stable_split(uid, test_fraction, validate_fraction, split_seed)
-        for task in ("findings", "impression"):
-            text = clean_text(sections.get(task, ""), placeholder)
-            if not re.search(r"[A-Za-z]", text):
-                skips.skip(SOURCE, f"no_{task}_section", f"uid {uid}")
-                continue
-            samples.append(
-                Sample(
-                    sample_id=f"{SOURCE}/{task}/{uid}",
-                    source=SOURCE,
-                    task=task,
-                    subtype=task,
-                    split=split,
-                    subject=f"openi:{uid}",
-                    image=image,
-                    answer=text,
-                    answer_kind="open_ended",
-                )
-            )
+        common = {
+            "split": stable_split(uid, test_fraction, validate_fraction, split_seed),
+            "subject": f"openi:{uid}",
+            "image": image,
+        }
+        samples += section_samples(SOURCE, uid, sections, common, placeholder, skips)
     return samples

@@ -65,3 +65,24 @@ def clean_text(text: str, placeholder: str) -> str:
     """
     text = re.sub(r"_{3,}|X{4,}", placeholder, text)
     return _WHITESPACE.sub(" ", text).strip()
+
+
+def section_samples(
+    source: str,
+    study: str,
+    sections: dict[str, str],
+    common: dict,
+    placeholder: str,
+    skips: SkipLog,
+) -> list[Sample]:
+    """Findings and impression samples of one report; a missing or empty section is skipped,
+    counted as ``no_<section>_section``. ``common`` holds the Sample fields both share."""
+    samples = []
+    for task in ("findings", "impression"):
+        text = clean_text(sections.get(task, ""), placeholder)
+        if not re.search(r"[A-Za-z]", text):
+            skips.skip(source, f"no_{task}_section", study)
+            continue
+        samples.append(Sample(sample_id=f"{source}/{task}/{study}", source=source, task=task, subtype=task,
+                              answer=text, answer_kind="open_ended", **common))
+    return samples

@@ -12,6 +12,7 @@ Its patients must be known for the leakage check: from the ``subject`` column, o
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -65,20 +66,23 @@ def _rows(path: Path) -> list[dict[str, Any]]:
     raise ValueError(f"{path}: local XrayBench must be .jsonl, .json or .parquet")
 
 
+def _mapped(row: dict[str, Any], where: str, columns: dict[str, str | None], name: str) -> Any:
+    """The value of our field ``name`` in ``row``, through the column mapping (None if unmapped)."""
+    key = columns.get(name)
+    if key is None:
+        return None
+    if key not in row:
+        raise ValueError(f"{where}: no column {key!r} (mapped from {name!r}); has {sorted(row)}")
+    return row[key]
+
+
 def load_local(folder: Path, file: str, columns: dict[str, str | None]) -> list[LocalItem]:
     path = folder / file
     if not path.exists():
         raise SourceMissingError(f"xraybench.mode=local but {path} does not exist")
     items = []
     for number, row in enumerate(_rows(path)):
-        def column(name: str) -> Any:
-            key = columns.get(name)
-            if key is None:
-                return None
-            if key not in row:
-                raise ValueError(f"{path} row {number}: no column {key!r} (mapped from {name!r}); has {sorted(row)}")
-            return row[key]
-
+        column = functools.partial(_mapped, row, f"{path} row {number}", columns)
         raw_images = column("images")
         images = raw_images if isinstance(raw_images, list) else [raw_images]
         if not all(isinstance(image, str) for image in images):
