@@ -18,7 +18,7 @@ TASKS = ("findings", "impression", "vqa", "grounding")
 SPLITS = ("train", "validate", "test")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a full build holds ~1.5M of these
 class Sample:
     sample_id: str  # unique and stable across builds, e.g. "mimic-cxr/findings/s50414267"
     source: str  # "mimic-cxr", "openi", "ms-cxr", "mimic-ext-vqa", "medical-cxr-vqa"

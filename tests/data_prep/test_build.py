@@ -1,5 +1,6 @@
 """The whole build on generated releases: outputs, guarantees (leakage, determinism, skips)."""
 
+import dataclasses
 import json
 import re
 import shutil
@@ -247,7 +248,7 @@ def test_the_leakage_guard_itself_fires(releases, tmp_path, monkeypatch):
 
     real_pools = build_module.task_pools
     monkeypatch.setattr(build_module, "task_pools", lambda samples, split, expand: real_pools(
-        [s.__class__(**{**s.__dict__, "split": "train"}) for s in samples], "train", expand))
+        [dataclasses.replace(s, split="train") for s in samples], "train", expand))
     with pytest.raises(LeakageError, match="evaluation patients"):
         build(config(releases[0], tmp_path / "out"))
 
@@ -276,3 +277,22 @@ def test_command_line_entry_with_the_demo_layer(releases, tmp_path):
     summary = json.loads(result.stdout[result.stdout.index("{"):])
     assert summary["rows"]["grpo/train.parquet"] > 0 and (out / "manifest.json").exists()
     assert json.loads((out / "manifest.json").read_text())["config"]["stage1"]["size"] == 400
+
+
+@pytest.mark.slow
+def test_llamafactory_reads_stage1_through_its_own_loader(built):
+    from datasets import load_dataset
+    from llamafactory.data.converter import align_dataset
+    from llamafactory.data.parser import get_dataset_list
+    from llamafactory.hparams import DataArguments
+    from transformers import Seq2SeqTrainingArguments
+
+    out, manifest = built
+    (attr,) = get_dataset_list(["deepmedix_stage1"], str(out))
+    data_args = DataArguments(dataset="deepmedix_stage1", dataset_dir=str(out), template="qwen2_vl")
+    raw = load_dataset("json", data_files=str(out / attr.dataset_name), split="train")
+    aligned = align_dataset(raw, attr, data_args, Seq2SeqTrainingArguments(output_dir=str(out / "tmp"), report_to=[]))
+    assert len(aligned) == manifest["outputs"]["stage1/train.jsonl"]["rows"]
+    for example in aligned:
+        assert example["_prompt"][0]["role"] == "user" and example["_response"][0]["role"] == "assistant"
+        assert len(example["_images"]) == 1 and Path(example["_images"][0]).is_file()  # resolved in dataset_dir
