@@ -322,12 +322,16 @@ def build(cfg: DictConfig) -> dict[str, Any]:
         task_pools(trainable, "train", False), cfg.grpo.size, dict(cfg.grpo.weights), cfg.seed, "grpo")
     grpo_val, grpo_val_short = draw_mixture(
         task_pools(trainable, "validate", False), cfg.grpo.val_size, dict(cfg.grpo.weights), cfg.seed, "grpo-val")
-    taken = {sample.sample_id for _, sample in grpo} if cfg.grpo.disjoint_from_stage1 else set()
+    grpo_ids = {sample.sample_id for _, sample in grpo}
+    cold_start, cold_short = draw_mixture(
+        task_pools([s for s in trainable if s.sample_id not in grpo_ids], "train", False),
+        cfg.cold_start.candidates, dict(cfg.cold_start.weights), cfg.seed, "cold-start")
+    taken = grpo_ids if cfg.grpo.disjoint_from_stage1 else set()
     stage1_pool = [sample for sample in trainable if sample.sample_id not in taken]
     stage1, stage1_short = draw_mixture(
         task_pools(stage1_pool, "train", True), cfg.stage1.size, dict(cfg.stage1.weights), cfg.seed, "stage1")
 
-    training_subjects = {sample.subject for _, sample in stage1 + grpo + grpo_val}
+    training_subjects = {sample.subject for _, sample in stage1 + grpo + grpo_val + cold_start}
     leaked = sorted(training_subjects & evaluation_subjects)
     if leaked:
         raise LeakageError(f"{len(leaked)} evaluation patients would be in training outputs, e.g. {leaked[:5]}")
@@ -336,6 +340,7 @@ def build(cfg: DictConfig) -> dict[str, Any]:
         "stage1/train.jsonl": [converter.stage1_row(task, sample) for task, sample in stage1],
         "grpo/train.parquet": [converter.grpo_row(task, sample) for task, sample in grpo],
         "grpo/val.parquet": [converter.grpo_row(task, sample) for task, sample in grpo_val],
+        "cold_start/candidates.parquet": [converter.grpo_row(task, sample) for task, sample in cold_start],
         "test/xraybench.jsonl": eval_items,
     }
     for name, rows in outputs.items():
@@ -376,6 +381,7 @@ def build(cfg: DictConfig) -> dict[str, Any]:
             "stage1/train.jsonl": {"rows": len(stage1), **breakdown(stage1), "shortfalls": stage1_short},
             "grpo/train.parquet": {"rows": len(grpo), **breakdown(grpo), "shortfalls": grpo_short},
             "grpo/val.parquet": {"rows": len(grpo_val), **breakdown(grpo_val), "shortfalls": grpo_val_short},
+            "cold_start/candidates.parquet": {"rows": len(cold_start), **breakdown(cold_start), "shortfalls": cold_short},
             "test/xraybench.jsonl": {"rows": len(eval_items), "mode": cfg.xraybench.mode, "shortfalls": bench_shortfalls},
         },
         "images": {"prepared": len(prepared), "resized_into_output": bool(cfg.images.resize)},

@@ -11,6 +11,8 @@
 - GRPO (EasyR1): ``grpo/train.parquet`` and ``grpo/val.parquet`` with ``prompt`` (one ``<image>``
   per image), ``images`` (list of paths, relative to the output folder: set ``data.image_dir``),
   ``answer`` (the reward's ground-truth JSON) and ``sample_id``.
+- Cold-start candidates: ``cold_start/candidates.parquet``, the GRPO schema, read by
+  ``data_prep.cold_start`` (a teacher writes reasoning traces for them).
 - Evaluation: ``test/xraybench.jsonl``, one item per line::
 
       {"id", "source", "task", "subtype", "images": [...], "prompt", "answer" (str, or list for

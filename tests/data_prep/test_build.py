@@ -135,8 +135,8 @@ def test_no_evaluation_patient_in_any_training_output(built, releases):
     evaluation = {subject_of(item["images"][0]) for item in read_jsonl(out / "test" / "xraybench.jsonl")}
     evaluation.discard(None)
     training = {subject_of(r["images"][0]) for r in read_jsonl(out / "stage1" / "train.jsonl")}
-    for split in ("train", "val"):
-        training |= {subject_of(r["images"][0]) for r in pq.read_table(out / "grpo" / f"{split}.parquet").to_pylist()}
+    for name in ("grpo/train", "grpo/val", "cold_start/candidates"):
+        training |= {subject_of(r["images"][0]) for r in pq.read_table(out / f"{name}.parquet").to_pylist()}
     assert evaluation and not (evaluation & training)
     assert not (set(truth["test_subjects"]) & training)  # no MIMIC test patient at all
     leaky = set(truth["ms_cxr"]["leaky_dicom_ids"])  # MS-CXR "train" rows on MIMIC test patients
@@ -296,3 +296,12 @@ def test_llamafactory_reads_stage1_through_its_own_loader(built):
     for example in aligned:
         assert example["_prompt"][0]["role"] == "user" and example["_response"][0]["role"] == "assistant"
         assert len(example["_images"]) == 1 and Path(example["_images"][0]).is_file()  # resolved in dataset_dir
+
+
+def test_cold_start_candidates_never_overlap_grpo(built):
+    out, manifest = built
+    candidates = pq.read_table(out / "cold_start" / "candidates.parquet").to_pylist()
+    grpo = {r["sample_id"] for r in pq.read_table(out / "grpo" / "train.parquet").to_pylist()}
+    assert candidates and not ({r["sample_id"] for r in candidates} & grpo)
+    assert all(ground_truth_problem(r["answer"], allow_plain=False) is None for r in candidates)
+    assert manifest["outputs"]["cold_start/candidates.parquet"]["rows"] == len(candidates)
