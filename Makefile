@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 OFFLINE_ENV := WANDB_MODE=offline HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 OFFLINE_PY := $(OFFLINE_ENV) $(PY)
 
-.PHONY: help setup test demo data bench-rewards lock check-gpu-env clean-venv
+.PHONY: help setup test demo data cold-start bench-rewards lock check-gpu-env clean-venv
 
 help:  ## List the targets.
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort | expand -t 18
@@ -38,13 +38,14 @@ test: setup  ## Run the test suite in .venv.
 
 DEMO_DIR ?= outputs/demo
 demo: setup  ## Run the pipeline on the bundled tiny default (CPU, offline).
-	@echo "make demo: generated releases -> data prep -> reward check. The SFT stages, cold start,"
-	@echo "GRPO and evaluation are not wired yet."
+	@echo "make demo: generated releases -> data prep -> reward check -> cold-start traces (offline"
+	@echo "template teacher). The SFT stages, GRPO and evaluation are not wired yet."
 	$(OFFLINE_PY) -c 'import llamafactory, trl, transformers; from trl import GRPOTrainer; \
 	  print(f"llamafactory {llamafactory.__version__}, trl {trl.__version__}, transformers {transformers.__version__}: OK")'
 	$(OFFLINE_PY) -m data_prep.fixtures $(DEMO_DIR)/releases --seed 0 --subjects 24
 	$(OFFLINE_PY) -m data_prep.build --config-name demo data_root=$(DEMO_DIR)/releases out_dir=$(DEMO_DIR)/data
 	$(OFFLINE_PY) -m rewards validate $(DEMO_DIR)/data/grpo/train.parquet
+	$(OFFLINE_PY) -m data_prep.cold_start data_dir=$(DEMO_DIR)/data teacher.kind=offline size=32
 	$(OFFLINE_PY) -m rewards compare
 	@echo "make demo: datasets in $(DEMO_DIR)/data (manifest.json lists every file and count)"
 
@@ -54,6 +55,10 @@ DATA_ARGS ?=
 data: setup  ## Build all datasets from the releases in DATA_ROOT into DATA_OUT (DATA_ARGS: overrides).
 	@test -n "$(DATA_ROOT)" || { echo "make data: set DATA_ROOT=<folder holding the releases> (see README)" >&2; exit 2; }
 	$(PY) -m data_prep.build data_root=$(DATA_ROOT) out_dir=$(DATA_OUT) $(DATA_ARGS)
+
+COLD_START_ARGS ?=
+cold-start: setup  ## Teacher-written reasoning traces for stage 2, from DATA_OUT's candidates.
+	$(PY) -m data_prep.cold_start data_dir=$(DATA_OUT) $(COLD_START_ARGS)
 
 bench-rewards: setup  ## Reward throughput: batch reward vs per-sample nltk + rouge-score.
 	$(PY) benchmarks/reward_throughput.py

@@ -10,35 +10,13 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from data_prep.build import LeakageError, SkipRateError, build, load_config
+from data_prep.build import LeakageError, SkipRateError, build
 from data_prep.fixtures import generate_releases
 from data_prep.mimic_cxr import load as load_mimic
 from data_prep.mimic_cxr import report_samples
 from data_prep.records import SkipLog, SourceMissingError
 from rewards.__main__ import ground_truth_problem
 from rewards.ground_truth import parse_ground_truth
-
-SMALL = [
-    "images.workers=0", "xraybench.scale=0.01", "stage1.size=300", "grpo.size=40", "grpo.val_size=10",
-]
-
-
-def config(releases: Path, out: Path, *extra: str):
-    return load_config([f"data_root={releases}", f"out_dir={out}", *SMALL, *extra])
-
-
-@pytest.fixture(scope="module")
-def releases(tmp_path_factory) -> tuple[Path, dict]:
-    root = tmp_path_factory.mktemp("releases")
-    truth = generate_releases(root, seed=0, subjects=14, inject_faults=True)
-    return root, truth
-
-
-@pytest.fixture(scope="module")
-def built(releases, tmp_path_factory) -> tuple[Path, dict]:
-    out = tmp_path_factory.mktemp("build")
-    return out, build(config(releases[0], out))
-
 
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
@@ -178,10 +156,10 @@ def test_manifest_hashes_every_output(built):
     assert len(listed) == manifest["images"]["prepared"]
 
 
-def test_two_builds_are_byte_identical(releases, tmp_path):
+def test_two_builds_are_byte_identical(releases, tmp_path, make_config):
     first, second = tmp_path / "a", tmp_path / "b"
-    build(config(releases[0], first))
-    build(config(releases[0], second, "images.workers=2"))
+    build(make_config(releases[0], first))
+    build(make_config(releases[0], second, "images.workers=2"))
     files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file() and "logs" not in p.parts)
     assert files == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file() and "logs" not in p.parts)
     for name in files:
@@ -191,40 +169,40 @@ def test_two_builds_are_byte_identical(releases, tmp_path):
     assert manifest_a["sha256"] == manifest_b["sha256"]
 
 
-def test_a_rerun_resumes_without_rewriting_images(releases, tmp_path):
+def test_a_rerun_resumes_without_rewriting_images(releases, tmp_path, make_config):
     out = tmp_path / "out"
-    build(config(releases[0], out))
+    build(make_config(releases[0], out))
     stamps = {p: p.stat().st_mtime_ns for p in (out / "images").rglob("*.jpg")}
-    build(config(releases[0], out))
+    build(make_config(releases[0], out))
     assert stamps and all(p.stat().st_mtime_ns == stamp for p, stamp in stamps.items())
 
 
-def test_missing_sources_are_skipped_with_a_message(releases, tmp_path):
+def test_missing_sources_are_skipped_with_a_message(releases, tmp_path, make_config):
     partial = tmp_path / "partial"
     shutil.copytree(releases[0] / "openi", partial / "openi")
-    manifest = build(config(partial, tmp_path / "out"))
+    manifest = build(make_config(partial, tmp_path / "out"))
     assert manifest["sources"]["openi"].startswith("used")
     assert manifest["sources"]["mimic_cxr_jpg"].startswith("missing")
     assert manifest["outputs"]["grpo/train.parquet"]["by_source"] == {"openi": manifest["outputs"]["grpo/train.parquet"]["rows"]}
 
 
-def test_missing_root_or_release_file_is_a_clear_error(releases, tmp_path):
+def test_missing_root_or_release_file_is_a_clear_error(releases, tmp_path, make_config):
     with pytest.raises(SourceMissingError, match="does not exist"):
-        build(config(tmp_path / "nowhere", tmp_path / "out"))
+        build(make_config(tmp_path / "nowhere", tmp_path / "out"))
     broken = tmp_path / "broken"
     shutil.copytree(releases[0] / "mimic-cxr-jpg", broken / "mimic-cxr-jpg")
     (broken / "mimic-cxr-jpg" / "mimic-cxr-2.0.0-split.csv.gz").unlink()
     with pytest.raises(SourceMissingError, match="split.csv.gz is missing"):
-        build(config(broken, tmp_path / "out"))
+        build(make_config(broken, tmp_path / "out"))
 
 
-def test_a_high_skip_rate_stops_the_build(releases, tmp_path):
+def test_a_high_skip_rate_stops_the_build(releases, tmp_path, make_config):
     with pytest.raises(SkipRateError, match="max_skip_fraction"):
-        build(config(releases[0], tmp_path / "out", "max_skip_fraction=0.0"))
+        build(make_config(releases[0], tmp_path / "out", "max_skip_fraction=0.0"))
     assert (tmp_path / "out" / "skipped.jsonl").exists()  # the reasons are written before stopping
 
 
-def test_local_xraybench_patients_are_kept_out_of_training(releases, tmp_path):
+def test_local_xraybench_patients_are_kept_out_of_training(releases, tmp_path, make_config):
     root, truth = releases
     train_study = next(s for s, m in truth["mimic"].items() if m["split"] == "train" and m["frontal_dicom_ids"])
     study = truth["mimic"][train_study]
@@ -235,7 +213,7 @@ def test_local_xraybench_patients_are_kept_out_of_training(releases, tmp_path):
     (local / "test.jsonl").write_text(json.dumps({"images": [image], "problem": "<image>Q?", "answer": "yes"}) + "\n")
     try:
         out = tmp_path / "out"
-        manifest = build(config(root, out, "xraybench.mode=local"))
+        manifest = build(make_config(root, out, "xraybench.mode=local"))
     finally:
         shutil.rmtree(local)
     assert manifest["skipped"]["mimic-cxr"].get("patient_in_evaluation_set", 0) >= 1
@@ -243,14 +221,14 @@ def test_local_xraybench_patients_are_kept_out_of_training(releases, tmp_path):
     assert subject not in training
 
 
-def test_the_leakage_guard_itself_fires(releases, tmp_path, monkeypatch):
+def test_the_leakage_guard_itself_fires(releases, tmp_path, monkeypatch, make_config):
     import data_prep.build as build_module
 
     real_pools = build_module.task_pools
     monkeypatch.setattr(build_module, "task_pools", lambda samples, split, expand: real_pools(
         [dataclasses.replace(s, split="train") for s in samples], "train", expand))
     with pytest.raises(LeakageError, match="evaluation patients"):
-        build(config(releases[0], tmp_path / "out"))
+        build(make_config(releases[0], tmp_path / "out"))
 
 
 def test_images_index_maps_back_to_originals(built):

@@ -1,0 +1,165 @@
+"""An OpenAI-compatible chat endpoint that keeps credentialed data on site, and a call cache.
+
+MIMIC-CXR and its derivatives are credentialed (PhysioNet's data use agreement forbids sending
+them to third-party services). So an endpoint must be local (``localhost``, ``127.0.0.0/8``,
+``::1``), such as a ``vllm serve`` of an open model, unless the user opts in explicitly with
+``allow_remote_endpoint: true``. The API key comes only from the environment variable named in
+the config; it is never logged, cached or written.
+
+Calls go through the ``openai`` client (retries with exponential backoff on connection errors,
+timeouts, 429 and 5xx, honouring ``Retry-After``), spread over a bounded thread pool. Every answer
+is cached on disk under the sha256 of the whole request (model, messages with the image,
+sampling parameters; never the key), so a rerun or a resumed run repeats no call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import logging
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urlparse
+
+log = logging.getLogger(__name__)
+
+
+class RemoteEndpointRefused(ValueError):
+    """A non-local endpoint without the explicit opt-in."""
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    base_url: str = "http://127.0.0.1:8000/v1"
+    model: str = "Qwen/Qwen2.5-VL-32B-Instruct"
+    api_key_env: str = "OPENAI_API_KEY"  # the variable's name; its value is read, never stored
+    allow_remote_endpoint: bool = False
+    temperature: float = 0.7
+    max_tokens: int = 1024
+    timeout_s: float = 120.0
+    max_retries: int = 4
+    concurrency: int = 8
+
+
+def is_local(base_url: str) -> bool:
+    host = urlparse(base_url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_endpoint_policy(config: EndpointConfig) -> None:
+    if urlparse(config.base_url).scheme not in ("http", "https"):
+        raise ValueError(f"endpoint base_url must be http(s)://..., got {config.base_url!r}")
+    if not is_local(config.base_url) and not config.allow_remote_endpoint:
+        raise RemoteEndpointRefused(
+            f"refusing to send images and reports to {config.base_url}: it is not a local endpoint. "
+            "MIMIC-CXR data are credentialed and must not leave your site by accident. Serve a model "
+            "locally (e.g. `vllm serve ... --host 127.0.0.1`), or, if your data use agreement allows "
+            "this endpoint, set allow_remote_endpoint=true explicitly."
+        )
+
+
+def request_key(payload: dict[str, Any]) -> str:
+    """Cache key: sha256 of the canonical request (no credentials are part of a payload)."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+class CallCache:
+    """One JSON file per request key, written atomically; safe across threads and reruns."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        return self.folder / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> str | None:
+        try:
+            return json.loads(self._path(key).read_text(encoding="utf-8"))["content"]
+        except (FileNotFoundError, json.JSONDecodeError, KeyError):
+            return None
+
+    def put(self, key: str, content: str, model: str) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.{id(content)}.tmp")
+        temporary.write_text(json.dumps({"model": model, "content": content}, ensure_ascii=False), encoding="utf-8")
+        os.replace(temporary, path)
+
+
+@dataclass
+class CallResult:
+    content: str | None  # None when the call failed after its retries
+    cached: bool
+    error: str | None = None
+
+
+class ChatEndpoint:
+    """Cached, bounded-concurrency chat completions against one endpoint."""
+
+    def __init__(self, config: EndpointConfig, cache: CallCache):
+        check_endpoint_policy(config)
+        from openai import OpenAI  # imported here: only runs that call an endpoint need it
+
+        self.config, self.cache = config, cache
+        self.client = OpenAI(
+            base_url=config.base_url,
+            api_key=os.environ.get(config.api_key_env) or "EMPTY",  # local servers accept any key
+            timeout=config.timeout_s,
+            max_retries=config.max_retries,
+        )
+        self.calls_made = 0  # requests sent (cache misses), for reports and tests
+        self._count_lock = threading.Lock()
+
+    def payload(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "model": self.config.model,
+            "messages": messages,
+            "temperature": self.config.temperature,
+            "max_tokens": self.config.max_tokens,
+        }
+
+    def complete(self, messages: list[dict[str, Any]]) -> CallResult:
+        payload = self.payload(messages)
+        key = request_key(payload)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return CallResult(cached, cached=True)
+        import openai
+
+        with self._count_lock:
+            self.calls_made += 1
+        try:
+            response = self.client.chat.completions.create(**payload)
+            content = response.choices[0].message.content if response.choices else None
+        except openai.OpenAIError as error:  # after the client's own retries
+            return CallResult(None, cached=False, error=f"{type(error).__name__}: {str(error)[:200]}")
+        except (AttributeError, IndexError, TypeError, ValueError) as error:  # a malformed reply
+            return CallResult(None, cached=False, error=f"malformed_reply: {error}")
+        if not isinstance(content, str):
+            return CallResult(None, cached=False, error="malformed_reply: no message content")
+        self.cache.put(key, content, self.config.model)
+        return CallResult(content, cached=False)
+
+    def complete_all(
+        self, conversations: list[list[dict[str, Any]]], progress: Callable[[], None] | None = None
+    ) -> list[CallResult]:
+        """``complete`` for each conversation, ``concurrency`` at a time, results in input order."""
+        def one(messages):
+            result = self.complete(messages)
+            if progress is not None:
+                progress()
+            return result
+
+        with ThreadPoolExecutor(max_workers=max(1, self.config.concurrency)) as pool:
+            return list(pool.map(one, conversations))

@@ -1,0 +1,248 @@
+"""Cold-start synthesis against a local chat-completions server on 127.0.0.1, and offline."""
+
+import json
+import re
+import shutil
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from data_prep.cold_start import Candidate, load_candidates, offline_trace, parse_verdict, synthesize, trace_problem
+from data_prep.endpoint import EndpointConfig, RemoteEndpointRefused, check_endpoint_policy
+from rewards.frame import Frame
+from rewards.ground_truth import GroundTruth
+
+SECRET = "sk-test-never-written-0123456789"
+
+
+class FakeChatServer:
+    """Speaks POST /v1/chat/completions. ``behave(prompt_text, attempt) -> (status, body, delay_s, headers)``."""
+
+    def __init__(self, behave):
+        self.behave, self.requests, self.authorizations = behave, [], set()
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                text = " ".join(part.get("text", "") for part in body["messages"][0]["content"] if isinstance(part, dict))
+                with server.lock:
+                    server.requests.append(text)
+                    server.authorizations.add(self.headers.get("Authorization"))
+                    attempt = sum(1 for seen in server.requests if seen == text)
+                status, reply, delay, headers = server.behave(text, attempt)
+                time.sleep(delay)
+                payload = reply if isinstance(reply, bytes) else json.dumps(reply).encode()
+                try:
+                    self.send_response(status)
+                    for key, value in headers.items():
+                        self.send_header(key, value)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def completion(content: str) -> dict:
+    return {"id": "x", "object": "chat.completion", "created": 0, "model": "fake",
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}]}
+
+
+def teacher_fields(prompt: str) -> tuple[str, int, int]:
+    width, height = map(int, re.search(r"(\d+) pixels wide and (\d+) pixels high", prompt).groups())
+    answer = re.search(r"The correct final answer \(do not contradict it\):\n(.*)\n", prompt).group(1)
+    return answer, width, height
+
+
+def good_trace(prompt: str) -> str:
+    answer, width, height = teacher_fields(prompt)
+    return (f"<think>Step 1: the left lower zone [{width // 2}, {height // 2}, {width - 5}, {height - 5}] is examined "
+            f"closely. Step 2: findings there support the answer.</think> The answer is: \\boxed{{{answer}}}")
+
+
+@pytest.fixture
+def data_dir(built, tmp_path) -> Path:
+    """A private copy of the built datasets (synthesis writes into it)."""
+    source, _ = built
+    target = tmp_path / "data"
+    shutil.copytree(source, target)
+    return target
+
+
+def config(data_dir: Path, url: str, **overrides):
+    base = OmegaConf.load(Path(__file__).resolve().parents[2] / "recipes" / "data" / "cold_start.yaml")
+    base.pop("hydra")
+    cfg = OmegaConf.merge(base, {
+        "data_dir": str(data_dir), "size": 1000, "batch_size": 16,
+        "teacher": {"base_url": url, "model": "fake-teacher", "timeout_s": 2.0, "max_retries": 2, "concurrency": 4},
+        "verifier": {"base_url": url, "model": "fake-verifier", "timeout_s": 2.0, "max_retries": 1},
+    })
+    return OmegaConf.merge(cfg, OmegaConf.from_dotlist([f"{k}={v}" for k, v in overrides.items()]))
+
+
+def test_good_teacher_rerun_makes_no_call_and_secret_stays_out(data_dir, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    server = FakeChatServer(lambda prompt, attempt: (200, completion(good_trace(prompt)), 0, {}))
+    try:
+        report = synthesize(config(data_dir, server.url))
+        first_requests = len(server.requests)
+        first = (data_dir / "cold_start" / "train.jsonl").read_bytes()
+        again = synthesize(config(data_dir, server.url))
+    finally:
+        server.close()
+    candidates = len(load_candidates(data_dir))
+    assert report["kept"] == candidates and report["requests_sent"]["teacher"] == first_requests == candidates
+    assert again["requests_sent"] == {"teacher": 0, "verifier": 0} and len(server.requests) == first_requests
+    assert (data_dir / "cold_start" / "train.jsonl").read_bytes() == first
+    assert server.authorizations == {f"Bearer {SECRET}"}  # the key is used...
+    for path in data_dir.rglob("*"):  # ...and written nowhere
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
+    info = json.loads((data_dir / "dataset_info.json").read_text())
+    assert {"deepmedix_stage1", "deepmedix_cold_start"} <= set(info)
+
+
+def test_every_rejection_reason_is_counted(data_dir):
+    def behave(prompt, attempt):
+        answer, width, height = teacher_fields(prompt)
+        digest = sum(map(ord, prompt)) % 7
+        replies = {
+            0: good_trace(prompt),
+            1: f"no think block \\boxed{{{answer}}}",
+            2: f"<think>Step 1: region [0, 0, {width + 50}, {height}] looks abnormal here.</think> \\boxed{{{answer}}}",
+            3: "<think>Step 1: the lung [10, 10, 60, 60] is examined carefully today.</think> \\boxed{zebra}",
+            4: f"<think>No regions are cited in this reasoning at all, sadly.</think> \\boxed{{{answer}}}",
+            5: f"<think>short [1, 1, 9, 9]</think> \\boxed{{{answer}}}",
+        }
+        if digest == 6:
+            return 200, b"{this is not json", 0, {}
+        return 200, completion(replies[digest]), 0, {}
+
+    server = FakeChatServer(behave)
+    try:
+        report = synthesize(config(data_dir, server.url))
+    finally:
+        server.close()
+    assert set(report["rejected"]) == {
+        "format_missing_think", "box_outside_frame", "answer_disagrees_with_ground_truth", "too_few_boxes",
+        "reasoning_too_short", "teacher_call_failed",
+    }
+    rejected = [json.loads(line) for line in (data_dir / "cold_start" / "rejected.jsonl").read_text().splitlines()]
+    assert sum(report["rejected"].values()) == len(rejected) and report["kept"] + len(rejected) == report["considered"]
+
+
+def test_rate_limits_are_retried_and_timeouts_are_counted(data_dir):
+    def behave(prompt, attempt):
+        answer, _, _ = teacher_fields(prompt)
+        if answer == "yes":
+            return 200, completion(good_trace(prompt)), 5.0, {}  # longer than the 2 s timeout, every time
+        if attempt == 1:
+            return 429, {"error": {"message": "slow down", "type": "rate_limit"}}, 0, {"Retry-After": "0"}
+        return 200, completion(good_trace(prompt)), 0, {}
+
+    server = FakeChatServer(behave)
+    try:
+        report = synthesize(config(data_dir, server.url, **{"teacher.max_retries": 1, "teacher.timeout_s": 0.5}))
+    finally:
+        server.close()
+    yes = sum(1 for c in load_candidates(data_dir) if c.truth.answer == "yes")
+    assert yes and report["rejected"] == {"teacher_call_failed": yes}
+    assert report["kept"] == report["candidates"] - yes  # each 429 was retried and then answered
+
+
+def test_a_resumed_run_only_asks_for_what_is_missing(data_dir):
+    server = FakeChatServer(lambda prompt, attempt: (200, completion(good_trace(prompt)), 0, {}))
+    try:
+        partial = synthesize(config(data_dir, server.url, size=5, batch_size=5))
+        after_partial = len(server.requests)
+        full = synthesize(config(data_dir, server.url))
+    finally:
+        server.close()
+    assert partial["kept"] == 5 and after_partial == 5
+    assert full["requests_sent"]["teacher"] == full["candidates"] - 5 == len(server.requests) - 5
+
+
+def test_verifier_verdicts(data_dir):
+    def behave(prompt, attempt):
+        if "Reply with exactly one word" in prompt:
+            answer = re.search(r"Correct answer: (.*)\n", prompt).group(1)
+            verdict = {"yes": "VALID", "no": "INVALID\nthe box is on the wrong side"}.get(answer, "maybe?")
+            return 200, completion(verdict), 0, {}
+        return 200, completion(good_trace(prompt)), 0, {}
+
+    server = FakeChatServer(behave)
+    try:
+        report = synthesize(config(data_dir, server.url, **{"verifier.enabled": True}))
+    finally:
+        server.close()
+    answers = [c.truth.answer for c in load_candidates(data_dir)]
+    assert report["kept"] == answers.count("yes")
+    assert report["rejected"].get("verifier_rejected", 0) == answers.count("no")
+    assert report["rejected"]["verifier_unparseable"] == len(answers) - answers.count("yes") - answers.count("no")
+    assert parse_verdict("**VALID**") == "valid" and parse_verdict("") is None
+
+
+def test_remote_endpoints_need_an_explicit_opt_in(data_dir):
+    for url in ("https://api.openai.com/v1", "http://10.0.0.5:8000/v1", "http://example.org/v1"):
+        with pytest.raises(RemoteEndpointRefused, match="credentialed"):
+            synthesize(config(data_dir, url))
+    check_endpoint_policy(EndpointConfig(base_url="https://api.example.org/v1", allow_remote_endpoint=True))
+    for url in ("http://localhost:8000/v1", "http://127.0.0.2:1/v1", "http://[::1]:8000/v1"):
+        check_endpoint_policy(EndpointConfig(base_url=url))
+
+
+def test_offline_teacher_traces_pass_validation_and_are_labelled(data_dir):
+    report = synthesize(config(data_dir, "http://127.0.0.1:9/v1", **{"teacher.kind": "offline"}))
+    rows = [json.loads(line) for line in (data_dir / "cold_start" / "train.jsonl").read_text().splitlines()]
+    assert report["kept"] == report["candidates"] == len(rows) and report["requests_sent"]["teacher"] == 0
+    assert all("not a model" in row["teacher"] for row in rows)
+    assert all(row["messages"][0]["content"].startswith("<image>") and "\\boxed{}" in row["messages"][0]["content"]
+               for row in rows)
+    assert all((data_dir / row["images"][0]).is_file() for row in rows)
+
+    from datasets import load_dataset
+    from llamafactory.data.converter import align_dataset
+    from llamafactory.data.parser import get_dataset_list
+    from llamafactory.hparams import DataArguments
+    from transformers import Seq2SeqTrainingArguments
+
+    (attr,) = get_dataset_list(["deepmedix_cold_start"], str(data_dir))
+    raw = load_dataset("json", data_files=str(data_dir / attr.dataset_name), split="train")
+    aligned = align_dataset(raw, attr, DataArguments(dataset_dir=str(data_dir), template="qwen2_vl"),
+                            Seq2SeqTrainingArguments(output_dir=str(data_dir / "tmp"), report_to=[]))
+    assert len(aligned) == len(rows) and all(Path(example["_images"][0]).is_file() for example in aligned)
+
+
+def test_trace_rules():
+    rules = OmegaConf.create({"min_boxes": 1, "min_reasoning_chars": 20, "max_reasoning_chars": 300,
+                              "open_ended_min_overlap": 0.5, "multi_object_min_f1": 1.0})
+    truth = GroundTruth("multi_object", ("left lung", "heart"), Frame(448, 448))
+    think = "<think>The left lung [300, 60, 420, 380] and the heart [150, 200, 330, 380] are involved.</think>"
+    assert trace_problem(f"{think} \\boxed{{heart, left lung}}", truth, rules) is None
+    assert trace_problem(f"{think} \\boxed{{heart}}", truth, rules) == "answer_disagrees_with_ground_truth"
+    assert trace_problem(f"{think} \\boxed{{}}", truth, rules) == "format_empty_boxed"
+    assert trace_problem(think.replace("[150, 200, 330, 380]", "[0, 0, 448, 448]") + "\\boxed{heart, left lung}",
+                         truth, rules) == "box_whole_image"
+    assert trace_problem("<think>" + "x" * 400 + " [1, 1, 50, 50]</think>\\boxed{heart, left lung}", truth,
+                         rules) == "reasoning_too_long"
+    report = GroundTruth("open_ended", "Small left pleural effusion. No pneumothorax.", Frame(448, 448))
+    trace = offline_trace(Candidate("s1", "Describe the findings.", Path("unused.jpg"), report))
+    assert trace_problem(trace, report, rules) is None
