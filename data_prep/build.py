@@ -55,12 +55,12 @@ class SkipRateError(RuntimeError):
     """A source lost more rows to bad input than ``max_skip_fraction`` allows."""
 
 
-def load_config(overrides: list[str] | None = None) -> DictConfig:
+def load_config(overrides: list[str] | None = None, config_name: str = "build") -> DictConfig:
     """The build config with command-line style overrides, without running Hydra's app machinery."""
     from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(config_dir=str(RECIPES), version_base="1.3"):
-        return compose(config_name="build", overrides=overrides or [])
+        return compose(config_name=config_name, overrides=overrides or [])
 
 
 # ---------------------------------------------------------------------------------------- parsing

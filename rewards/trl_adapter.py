@@ -46,3 +46,22 @@ def make_trl_reward(ground_truth_column: str = "answer", **reward_kwargs: Any) -
         return [scores["overall"] for scores in score_batch(texts, list(columns[ground_truth_column]), config, extras)]
 
     return deepmedix_r1
+
+
+def easyr1_reward_as_trl(
+    function: Callable[..., list[dict[str, float]]], ground_truth_column: str = "answer", **kwargs: Any
+) -> Callable[..., list[float]]:
+    """Any EasyR1 batch reward function (``fn(reward_inputs, **kwargs) -> [{"overall": ...}]``) as a
+    TRL reward function, so a recipe's ``worker.reward.reward_function`` drives both trainers."""
+
+    def easyr1_reward(prompts: list, completions: list, completion_ids: list | None = None, **columns: Any):
+        texts = [completion_text(completion) for completion in completions]
+        lengths = [len(ids) for ids in completion_ids] if completion_ids is not None else [0] * len(texts)
+        inputs = [
+            {"response": text, "response_length": length, "ground_truth": truth}
+            for text, length, truth in zip(texts, lengths, columns[ground_truth_column], strict=True)
+        ]
+        return [float(scores["overall"]) for scores in function(inputs, **kwargs)]
+
+    easyr1_reward.__name__ = getattr(function, "__name__", "easyr1_reward")
+    return easyr1_reward

@@ -1,0 +1,1 @@
+"""Orchestration of the three training stages: recipes rendered into trainer configs, and runs."""

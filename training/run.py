@@ -1,0 +1,204 @@
+"""Run the pipeline's stages: ``python -m training.run stage=<name|all|check>`` (``make train-all``).
+
+Stages, in order: ``model`` (demo only: build the tiny Qwen2.5-VL), ``data`` (data_prep.build),
+``stage1`` (LLaMA-Factory SFT), ``cold_start`` (data_prep.cold_start), ``stage2`` (LLaMA-Factory
+SFT from stage 1), ``stage3`` (GRPO from stage 2: EasyR1, or TRL with ``grpo_backend=trl``) and
+``merge`` (EasyR1 checkpoint -> Hugging Face weights). A stage whose output is complete is skipped,
+so an interrupted chain resumes; ``force=true`` reruns it. Each trainer's output goes to
+``<run_dir>/logs/<stage>.log`` as well as the console; a failed stage stops the chain with a message
+naming the stage and its log. ``stage=check`` renders and validates every trainer config and
+launches nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from training import check
+from training.render import ROOT, absolute, render, run_path
+
+STAGES = ("model", "data", "stage1", "cold_start", "stage2", "stage3", "merge")
+
+
+class StageFailed(RuntimeError):
+    pass
+
+
+def say(message: str) -> None:
+    print(f"[training.run] {message}", flush=True)
+
+
+def marker(cfg: DictConfig, stage: str) -> Path:
+    return run_path(cfg, "logs", f"{stage}.complete")
+
+
+def mark_complete(cfg: DictConfig, stage: str, detail: dict) -> None:
+    path = marker(cfg, stage)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(detail, indent=2, sort_keys=True) + "\n")
+
+
+def run_logged(stage: str, command: list[str], cfg: DictConfig, env: dict[str, str] | None = None) -> None:
+    """Run a trainer, teeing its output to <run_dir>/logs/<stage>.log; raise StageFailed on failure."""
+    log = run_path(cfg, "logs", f"{stage}.log")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    say(f"{stage}: {' '.join(command)}  (log: {log})")
+    with log.open("w", encoding="utf-8") as handle:
+        process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True, bufsize=1)
+        for line in process.stdout:
+            sys.stdout.write(line)
+            handle.write(line)
+        code = process.wait()
+    if code != 0:
+        raise StageFailed(f"stage {stage} failed with exit code {code}; its log: {log}")
+
+
+def check_all(cfg: DictConfig) -> dict[str, list[str]]:
+    """Render and validate every trainer config of the run."""
+    problems = {}
+    produced = {str(run_path(cfg, "stage1"))}
+    for stage in ("stage1", "stage2"):
+        config, _ = render(cfg, stage)
+        problems[stage] = check.sft_problems(config, cfg.frame, produced_by_earlier_stage=produced)
+    config, _ = render(cfg, "stage3")
+    problems["stage3"] = check.easyr1_problems(config, cfg.frame) + check.easyr1_native_problems(config)
+    return problems
+
+
+# ------------------------------------------------------------------------------------------ stages
+
+
+def stage_model(cfg: DictConfig) -> None:
+    target = Path(absolute(cfg.base_model))
+    if not cfg.get("tiny_model", False):
+        say("model: using base_model as given (no build needed)")
+        return
+    from training import tiny_model
+
+    tiny_model.build(target, max_pixels=cfg.frame.max_pixels)
+    say(f"model: tiny random Qwen2.5-VL written to {target}")
+
+
+def stage_data(cfg: DictConfig) -> None:
+    if cfg.data_root is None:
+        raise StageFailed("stage data needs data_root=<folder holding the releases>")
+    if cfg.get("generate_releases"):  # demo: synthetic releases in the real formats
+        run_logged("releases", [sys.executable, "-m", "data_prep.fixtures", absolute(cfg.data_root),
+                                "--seed", "0", "--subjects", str(cfg.generate_releases)], cfg)
+    run_logged("data", [
+        sys.executable, "-m", "data_prep.build", "--config-name", cfg.data.config_name,
+        f"data_root={absolute(cfg.data_root)}", f"out_dir={absolute(cfg.data_dir)}",
+        f"frame.min_pixels={cfg.frame.min_pixels}", f"frame.max_pixels={cfg.frame.max_pixels}", *cfg.data.overrides,
+    ], cfg)
+
+
+def stage_cold_start(cfg: DictConfig) -> dict:
+    run_logged("cold_start", [
+        sys.executable, "-m", "data_prep.cold_start", f"data_dir={absolute(cfg.data_dir)}", *cfg.cold_start.overrides,
+    ], cfg)
+    report = json.loads((Path(absolute(cfg.data_dir)) / "cold_start" / "report.json").read_text())
+    if report["kept"] == 0:
+        raise StageFailed(f"cold_start kept no trace; see {absolute(cfg.data_dir)}/cold_start/report.json")
+    return report
+
+
+def llamafactory_env(cfg: DictConfig) -> dict[str, str]:
+    if cfg.launch.nnodes <= 1:
+        return {}
+    return {"FORCE_TORCHRUN": "1", "NNODES": str(cfg.launch.nnodes), "NODE_RANK": str(cfg.launch.node_rank),
+            "MASTER_ADDR": str(cfg.launch.master_addr), "MASTER_PORT": str(cfg.launch.master_port)}
+
+
+def stage_sft(cfg: DictConfig, stage: str) -> None:
+    config, path = render(cfg, stage)
+    problems = check.sft_problems(config, cfg.frame)
+    if problems:
+        raise StageFailed(f"{stage} config {path} is invalid:\n  " + "\n  ".join(problems))
+    cli = str(Path(sys.executable).with_name("llamafactory-cli"))
+    run_logged(stage, [cli if Path(cli).exists() else "llamafactory-cli", "train", str(path)], cfg,
+               llamafactory_env(cfg))
+
+
+def stage_grpo(cfg: DictConfig) -> None:
+    config, path = render(cfg, "stage3")
+    problems = check.easyr1_problems(config, cfg.frame)
+    if cfg.grpo_backend == "easyr1":
+        problems += check.easyr1_native_problems(config)
+    if problems:
+        raise StageFailed(f"stage3 config {path} is invalid:\n  " + "\n  ".join(problems))
+    if cfg.grpo_backend == "easyr1":
+        run_logged("stage3", [sys.executable, "-m", "verl.trainer.main", f"config={path}"], cfg)
+    elif cfg.grpo_backend == "trl":
+        run_logged("stage3", [sys.executable, "-m", "training.grpo_trl", str(path), str(run_path(cfg, "stage3"))], cfg)
+    else:
+        raise StageFailed(f"grpo_backend must be 'easyr1' or 'trl', got {cfg.grpo_backend!r}")
+
+
+def stage_merge(cfg: DictConfig) -> None:
+    if cfg.grpo_backend == "trl":
+        say("merge: the TRL backend saves Hugging Face weights directly; nothing to merge")
+        return
+    steps = sorted(run_path(cfg, "stage3").glob("global_step_*"), key=lambda p: int(p.name.rsplit("_", 1)[1]))
+    if not steps:
+        raise StageFailed(f"merge: no global_step_* checkpoint under {run_path(cfg, 'stage3')}")
+    easyr1_dir = cfg.launch.easyr1_dir
+    merger = Path(easyr1_dir) / "scripts" / "model_merger.py" if easyr1_dir else None
+    if merger is None or not merger.exists():
+        raise StageFailed("merge needs EasyR1's scripts/model_merger.py: set launch.easyr1_dir=<EasyR1 checkout>")
+    run_logged("merge", [sys.executable, str(merger), "--local_dir", str(steps[-1] / "actor")], cfg)
+
+
+RUNNERS = {
+    "model": stage_model,
+    "data": stage_data,
+    "stage1": lambda cfg: stage_sft(cfg, "stage1"),
+    "cold_start": stage_cold_start,
+    "stage2": lambda cfg: stage_sft(cfg, "stage2"),
+    "stage3": stage_grpo,
+    "merge": stage_merge,
+}
+
+
+def run(cfg: DictConfig) -> None:
+    if cfg.stage == "check":
+        problems = check_all(cfg)
+        for stage, found in problems.items():
+            say(f"check {stage}: " + ("OK" if not found else f"{len(found)} problem(s)"))
+            for problem in found:
+                print(f"  - {problem}")
+        if any(problems.values()):
+            raise StageFailed("recipes have problems (see above); nothing was launched")
+        return
+    stages = STAGES if cfg.stage == "all" else [cfg.stage]
+    for stage in stages:
+        if stage not in RUNNERS:
+            raise StageFailed(f"unknown stage {stage!r}: one of {list(STAGES)}, 'all' or 'check'")
+        if marker(cfg, stage).exists() and not cfg.force:
+            say(f"{stage}: already complete ({marker(cfg, stage)}); force=true reruns it")
+            continue
+        say(f"{stage}: starting")
+        result = RUNNERS[stage](cfg)
+        mark_complete(cfg, stage, {"stage": stage, "result": result if isinstance(result, dict) else None})
+        say(f"{stage}: done")
+
+
+@hydra.main(config_path=str(ROOT / "recipes" / "run"), config_name="default", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    OmegaConf.resolve(cfg)
+    try:
+        run(cfg)
+    except StageFailed as error:
+        say(f"STOPPED: {error}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
