@@ -16,7 +16,8 @@ PYTEST_ARGS ?=
 OFFLINE_ENV := WANDB_MODE=offline HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 OFFLINE_PY := $(OFFLINE_ENV) $(PY)
 
-.PHONY: help setup test demo data cold-start bench-rewards lock check-gpu-env clean-venv
+.PHONY: help setup test demo train-all check-recipes data stage1 cold-start stage2 stage3 merge \
+	ray-head ray-worker bench-rewards lock check-gpu-env clean-venv
 
 help:  ## List the targets.
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort | expand -t 18
@@ -38,27 +39,61 @@ test: setup  ## Run the test suite in .venv.
 
 DEMO_DIR ?= outputs/demo
 demo: setup  ## Run the pipeline on the bundled tiny default (CPU, offline).
-	@echo "make demo: generated releases -> data prep -> reward check -> cold-start traces (offline"
-	@echo "template teacher). The SFT stages, GRPO and evaluation are not wired yet."
-	$(OFFLINE_PY) -c 'import llamafactory, trl, transformers; from trl import GRPOTrainer; \
-	  print(f"llamafactory {llamafactory.__version__}, trl {trl.__version__}, transformers {transformers.__version__}: OK")'
-	$(OFFLINE_PY) -m data_prep.fixtures $(DEMO_DIR)/releases --seed 0 --subjects 24
-	$(OFFLINE_PY) -m data_prep.build --config-name demo data_root=$(DEMO_DIR)/releases out_dir=$(DEMO_DIR)/data
+	@echo "make demo: generated releases -> data prep -> stage 1 SFT -> cold-start traces (offline"
+	@echo "template teacher) -> stage 2 SFT -> GRPO (TRL backend), with a tiny random Qwen2.5-VL."
+	@echo "Evaluation is not wired yet."
+	$(OFFLINE_PY) -m training.run --config-name demo stage=all force=true run_dir=$(DEMO_DIR)
 	$(OFFLINE_PY) -m rewards validate $(DEMO_DIR)/data/grpo/train.parquet
-	$(OFFLINE_PY) -m data_prep.cold_start data_dir=$(DEMO_DIR)/data teacher.kind=offline size=32
 	$(OFFLINE_PY) -m rewards compare
-	@echo "make demo: datasets in $(DEMO_DIR)/data (manifest.json lists every file and count)"
+	@echo "make demo: done. Rendered trainer configs in $(DEMO_DIR)/configs, logs in $(DEMO_DIR)/logs,"
+	@echo "datasets in $(DEMO_DIR)/data (manifest.json), models in $(DEMO_DIR)/stage{1,2,3}."
 
+# Training runs in the active conda environment on GPU nodes (environment.yml), else in .venv.
+TRAIN_PYTHON ?= $(if $(CONDA_PREFIX),python,$(PY))
+TRAIN_DEPS := $(if $(CONDA_PREFIX),,setup)
 DATA_ROOT ?=
-DATA_OUT ?= data/build
-DATA_ARGS ?=
-data: setup  ## Build all datasets from the releases in DATA_ROOT into DATA_OUT (DATA_ARGS: overrides).
-	@test -n "$(DATA_ROOT)" || { echo "make data: set DATA_ROOT=<folder holding the releases> (see README)" >&2; exit 2; }
-	$(PY) -m data_prep.build data_root=$(DATA_ROOT) out_dir=$(DATA_OUT) $(DATA_ARGS)
+DATA_OUT ?=
+RUN_DIR ?= outputs/run
+RUN_ARGS ?=
+FORCE ?=
+NNODES ?= 1
+NODE_RANK ?= 0
+MASTER_ADDR ?= 127.0.0.1
+RUN_STAGE = $(TRAIN_PYTHON) -m training.run run_dir=$(RUN_DIR) $(if $(DATA_ROOT),data_root=$(DATA_ROOT)) \
+	$(if $(DATA_OUT),data_dir=$(DATA_OUT)) $(if $(FORCE),force=true) launch.nnodes=$(NNODES) \
+	launch.node_rank=$(NODE_RANK) launch.master_addr=$(MASTER_ADDR) $(RUN_ARGS)
 
-COLD_START_ARGS ?=
-cold-start: setup  ## Teacher-written reasoning traces for stage 2, from DATA_OUT's candidates.
-	$(PY) -m data_prep.cold_start data_dir=$(DATA_OUT) $(COLD_START_ARGS)
+train-all: $(TRAIN_DEPS)  ## The whole chain: data, stage1, cold_start, stage2, stage3, merge (resumes).
+	$(RUN_STAGE) stage=all
+
+check-recipes: $(TRAIN_DEPS)  ## Render and validate every trainer config of the run; launch nothing.
+	$(RUN_STAGE) stage=check
+
+data: $(TRAIN_DEPS)  ## Build the datasets from DATA_ROOT into DATA_OUT (or RUN_DIR/data).
+	$(RUN_STAGE) stage=data
+
+stage1: $(TRAIN_DEPS)  ## Stage 1: instruction SFT (LLaMA-Factory).
+	$(RUN_STAGE) stage=stage1
+
+cold-start: $(TRAIN_DEPS)  ## Teacher-written reasoning traces for stage 2 (RUN_ARGS='cold_start.overrides=[...]').
+	$(RUN_STAGE) stage=cold_start
+
+stage2: $(TRAIN_DEPS)  ## Stage 2: cold-start reasoning SFT from stage 1 (LLaMA-Factory).
+	$(RUN_STAGE) stage=stage2
+
+stage3: $(TRAIN_DEPS)  ## Stage 3: GRPO from stage 2 (EasyR1; RUN_ARGS=grpo_backend=trl for TRL).
+	$(RUN_STAGE) stage=stage3
+
+merge: $(TRAIN_DEPS)  ## EasyR1 checkpoint -> Hugging Face weights (RUN_ARGS=launch.easyr1_dir=...).
+	$(RUN_STAGE) stage=merge
+
+RAY_HEAD ?=
+ray-head:  ## Multi-node GRPO: start Ray's head on this node (then `make stage3 NNODES=N` here).
+	ray start --head --port=6379
+
+ray-worker:  ## Multi-node GRPO: join this node to the head (RAY_HEAD=<head ip>:6379).
+	@test -n "$(RAY_HEAD)" || { echo "make ray-worker: set RAY_HEAD=<head ip>:6379" >&2; exit 2; }
+	ray start --address=$(RAY_HEAD)
 
 bench-rewards: setup  ## Reward throughput: batch reward vs per-sample nltk + rouge-score.
 	$(PY) benchmarks/reward_throughput.py

@@ -215,6 +215,6 @@ def sft_problems(config: dict[str, Any], frame: DictConfig | None = None, produc
     parsable["output_dir"] = str(Path(config.get("output_dir", "out")) / ".check")
     try:
         get_train_args({k: v for k, v in parsable.items() if v is not None})
-    except (ValueError, TypeError, SystemExit) as error:
-        problems.append(f"LLaMA-Factory: {error}")
+    except (Exception, SystemExit) as error:  # the parser raises ValueError, AssertionError, exits...
+        problems.append(f"LLaMA-Factory: {type(error).__name__}: {error}")
     return problems

@@ -43,8 +43,9 @@ def load_recipe(path: str) -> dict[str, Any]:
 
 def render_sft(cfg: DictConfig, stage: str) -> dict[str, Any]:
     recipe = load_recipe(cfg.recipes[stage])
+    base = absolute(cfg.base_model) if cfg.get("tiny_model") else model_reference(cfg.base_model)
     recipe.update({
-        "model_name_or_path": model_reference(cfg.base_model) if stage == "stage1" else str(run_path(cfg, "stage1")),
+        "model_name_or_path": base if stage == "stage1" else str(run_path(cfg, "stage1")),
         "dataset": SFT_DATASETS[stage],
         "dataset_dir": absolute(cfg.data_dir),
         "output_dir": str(run_path(cfg, stage)),

@@ -65,6 +65,8 @@ def check_all(cfg: DictConfig) -> dict[str, list[str]]:
     """Render and validate every trainer config of the run."""
     problems = {}
     produced = {str(run_path(cfg, "stage1"))}
+    if cfg.get("tiny_model"):  # the model stage builds it
+        produced.add(absolute(cfg.base_model))
     for stage in ("stage1", "stage2"):
         config, _ = render(cfg, stage)
         problems[stage] = check.sft_problems(config, cfg.frame, produced_by_earlier_stage=produced)
