@@ -55,13 +55,17 @@ DATA_ROOT ?=
 DATA_OUT ?=
 RUN_DIR ?= outputs/run
 RUN_ARGS ?=
+DATA_ARGS ?=
+COLD_START_ARGS ?=
 FORCE ?=
 NNODES ?= 1
 NODE_RANK ?= 0
 MASTER_ADDR ?= 127.0.0.1
 RUN_STAGE = $(TRAIN_PYTHON) -m training.run run_dir=$(RUN_DIR) $(if $(DATA_ROOT),data_root=$(DATA_ROOT)) \
 	$(if $(DATA_OUT),data_dir=$(DATA_OUT)) $(if $(FORCE),force=true) launch.nnodes=$(NNODES) \
-	launch.node_rank=$(NODE_RANK) launch.master_addr=$(MASTER_ADDR) $(RUN_ARGS)
+	launch.node_rank=$(NODE_RANK) launch.master_addr=$(MASTER_ADDR) \
+	$(if $(DATA_ARGS),"data.overrides='$(DATA_ARGS)'") $(if $(COLD_START_ARGS),"cold_start.overrides='$(COLD_START_ARGS)'") \
+	$(RUN_ARGS)
 
 train-all: $(TRAIN_DEPS)  ## The whole chain: data, stage1, cold_start, stage2, stage3, merge (resumes).
 	$(RUN_STAGE) stage=all
@@ -69,13 +73,13 @@ train-all: $(TRAIN_DEPS)  ## The whole chain: data, stage1, cold_start, stage2, 
 check-recipes: $(TRAIN_DEPS)  ## Render and validate every trainer config of the run; launch nothing.
 	$(RUN_STAGE) stage=check
 
-data: $(TRAIN_DEPS)  ## Build the datasets from DATA_ROOT into DATA_OUT (or RUN_DIR/data).
+data: $(TRAIN_DEPS)  ## Build the datasets from DATA_ROOT into DATA_OUT (DATA_ARGS="key=value ...").
 	$(RUN_STAGE) stage=data
 
 stage1: $(TRAIN_DEPS)  ## Stage 1: instruction SFT (LLaMA-Factory).
 	$(RUN_STAGE) stage=stage1
 
-cold-start: $(TRAIN_DEPS)  ## Teacher-written reasoning traces for stage 2 (RUN_ARGS='cold_start.overrides=[...]').
+cold-start: $(TRAIN_DEPS)  ## Teacher-written reasoning traces for stage 2 (COLD_START_ARGS="key=value ...").
 	$(RUN_STAGE) stage=cold_start
 
 stage2: $(TRAIN_DEPS)  ## Stage 2: cold-start reasoning SFT from stage 1 (LLaMA-Factory).

@@ -89,6 +89,11 @@ def stage_model(cfg: DictConfig) -> None:
     say(f"model: tiny random Qwen2.5-VL written to {target}")
 
 
+def as_overrides(value) -> list[str]:
+    """A list of overrides, or one string of them separated by spaces (what make variables give)."""
+    return value.split() if isinstance(value, str) else [str(item) for item in value]
+
+
 def stage_data(cfg: DictConfig) -> None:
     if cfg.data_root is None:
         raise StageFailed("stage data needs data_root=<folder holding the releases>")
@@ -98,13 +103,15 @@ def stage_data(cfg: DictConfig) -> None:
     run_logged("data", [
         sys.executable, "-m", "data_prep.build", "--config-name", cfg.data.config_name,
         f"data_root={absolute(cfg.data_root)}", f"out_dir={absolute(cfg.data_dir)}",
-        f"frame.min_pixels={cfg.frame.min_pixels}", f"frame.max_pixels={cfg.frame.max_pixels}", *cfg.data.overrides,
+        f"frame.min_pixels={cfg.frame.min_pixels}", f"frame.max_pixels={cfg.frame.max_pixels}",
+        *as_overrides(cfg.data.overrides),
     ], cfg)
 
 
 def stage_cold_start(cfg: DictConfig) -> dict:
     run_logged("cold_start", [
-        sys.executable, "-m", "data_prep.cold_start", f"data_dir={absolute(cfg.data_dir)}", *cfg.cold_start.overrides,
+        sys.executable, "-m", "data_prep.cold_start", f"data_dir={absolute(cfg.data_dir)}",
+        *as_overrides(cfg.cold_start.overrides),
     ], cfg)
     report = json.loads((Path(absolute(cfg.data_dir)) / "cold_start" / "report.json").read_text())
     if report["kept"] == 0:

@@ -80,3 +80,10 @@ def test_a_failing_trainer_names_its_stage_and_log(compose_run, tmp_path):
 def test_schema_accepts_what_the_recipe_uses(compose_run, tmp_path):
     config, _ = render(compose_run("default", f"run_dir={tmp_path}"), "stage3")
     assert check.schema_problems(config, check.EASYR1_SCHEMA) == []
+
+
+def test_stage_overrides_from_make_variables():
+    from training.run import as_overrides
+
+    assert as_overrides("stage1.size=100 seed=1") == ["stage1.size=100", "seed=1"]
+    assert as_overrides(["teacher.kind=offline", "size=32"]) == ["teacher.kind=offline", "size=32"]
