@@ -55,8 +55,12 @@ def _match_masks(tokens: tuple[str, ...]) -> dict[str, int]:
 
 @lru_cache(maxsize=4096)
 def prepare_reference(text: str) -> Reference:
-    tokens = word_tokens(text)
-    return Reference(tokens, _match_masks(tokens))
+    return reference_from_tokens(word_tokens(text))
+
+
+def reference_from_tokens(tokens: tuple[str, ...]) -> Reference:
+    """A reference from tokens produced elsewhere (evaluation uses the PTB tokenizer)."""
+    return Reference(tuple(tokens), _match_masks(tuple(tokens)))
 
 
 def clipped_ngram_matches(

@@ -110,7 +110,7 @@ def train(config_path: Path, output_dir: Path) -> dict[str, Any]:
     )
     use_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     processor = AutoProcessor.from_pretrained(model_path)
-    model = AutoModelForImageTextToText.from_pretrained(model_path, torch_dtype=torch.bfloat16 if use_bf16 else torch.float32)
+    model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=torch.bfloat16 if use_bf16 else torch.float32)
     suppressed = [i for i in processor.tokenizer.convert_tokens_to_ids(list(VISION_TOKENS)) if i is not None]
     arguments = GRPOConfig(**trl_arguments(config, str(output_dir), use_bf16),
                            generation_kwargs={"suppress_tokens": suppressed})

@@ -1,0 +1,190 @@
+"""Score a predictions file: ``python -m eval.score PREDICTIONS.jsonl --out DIR``.
+
+Writes ``DIR/metrics.json``: for each report split (``<dataset>/<task>``) the paper's Table 1
+metrics (BLEU-1..4, METEOR, ROUGE-L, F1-RadGraph, Macro-14, Micro-14, Macro-5, Micro-5) and their
+row average, plus their count-weighted average over the splits ("weighted_average", as Table 1);
+for VQA the accuracy per dataset, per question type and overall. Every headline number carries a
+seeded bootstrap 95% interval (reports or questions resampled with replacement). Each metric
+family names the implementation that computed it. A metric that cannot be computed here (no Java,
+no CheXbert checkpoint, no RadGraph model) is listed under ``not_computed`` with where it looked and
+how to provide it: never a crash, never a silent zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from data_prep.writers import write_json
+from eval import chexbert, nlg, radgraph_f1, vqa
+from eval.predictions import load_predictions
+
+REPORT_TASKS = ("findings", "impression")
+TABLE1_METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "F1-RadGraph",
+                  "Macro-14", "Micro-14", "Macro-5", "Micro-5")
+
+
+def bootstrap(statistic: Callable[[np.ndarray | None], dict[str, float]], n: int, rounds: int, seed: int):
+    """95% percentile intervals of every value ``statistic(rows)`` returns, resampling rows."""
+    if rounds <= 0 or n < 2:
+        return {}
+    rng = np.random.default_rng(seed)
+    samples = defaultdict(list)
+    for _ in range(rounds):
+        for name, value in statistic(rng.integers(0, n, n)).items():
+            samples[name].append(value)
+    return {name: [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] for name, v in samples.items()}
+
+
+def with_intervals(values: dict[str, float], intervals: dict[str, list[float]]) -> dict[str, Any]:
+    return {name: {"value": value, **({"ci95": intervals[name]} if name in intervals else {})}
+            for name, value in values.items()}
+
+
+def score_reports(rows: list[dict], args: argparse.Namespace, not_computed: dict[str, str]) -> dict[str, Any]:
+    hypotheses = [row["prediction"] for row in rows]
+    references = [row["reference"] if isinstance(row["reference"], str) else " ".join(row["reference"]) for row in rows]
+    parts: list[Callable[[np.ndarray | None], dict[str, float]]] = []
+    try:
+        tokenized_h, tokenized_r = nlg.ptb_tokenize(hypotheses), nlg.ptb_tokenize(references)
+        bleu_counts = nlg.bleu_counts(tokenized_h, tokenized_r)
+        rouge = nlg.rouge_l_scores(tokenized_h, tokenized_r)
+        parts.append(lambda r: dict(zip(("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4"), bleu_counts.score(r))))
+        parts.append(lambda r: {"ROUGE-L": float(rouge.mean() if r is None else rouge[r].mean())})
+        if not args.no_meteor:
+            _, meteor = nlg.meteor_scores(tokenized_h, tokenized_r)
+            meteor_array = np.array(meteor)
+            parts.append(lambda r: {"METEOR": float(meteor_array.mean() if r is None else meteor_array[r].mean())})
+    except nlg.MetricUnavailable as error:
+        not_computed.update({name: str(error) for name in ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L")})
+    try:
+        if args.chexbert_checkpoint is None:
+            raise nlg.MetricUnavailable(f"no CheXbert checkpoint given: {chexbert.HOW_TO_PROVIDE}")
+        predicted = chexbert.label_reports(hypotheses, args.chexbert_checkpoint, args.chexbert_bert)
+        reference_labels = chexbert.label_reports(references, args.chexbert_checkpoint, args.chexbert_bert)
+        parts.append(lambda r: chexbert.chexbert_metrics(predicted, reference_labels, r))
+        per_condition = chexbert.per_condition_f1(predicted, reference_labels)
+    except nlg.MetricUnavailable as error:
+        per_condition = None
+        for name in ("Macro-14", "Micro-14", "Macro-5", "Micro-5"):
+            not_computed[name] = str(error)
+    try:
+        radgraph = np.array(radgraph_f1.radgraph_scores(hypotheses, references, args.radgraph_model,
+                                                        args.radgraph_level, args.radgraph_cache))
+        parts.append(lambda r: {"F1-RadGraph": float(radgraph.mean() if r is None else radgraph[r].mean())})
+    except nlg.MetricUnavailable as error:
+        not_computed["F1-RadGraph"] = str(error)
+
+    def statistic(rows_picked):
+        values = {}
+        for part in parts:
+            values.update(part(rows_picked))
+        table = [values[name] for name in TABLE1_METRICS if name in values]
+        if table:
+            values["Average"] = float(np.mean(table))
+        return values
+
+    result = with_intervals(statistic(None), bootstrap(statistic, len(rows), args.bootstrap, args.seed))
+    result["n"] = len(rows)
+    if per_condition is not None:
+        result["per_condition_F1"] = per_condition
+    return result
+
+
+def score_vqa(rows: list[dict], args: argparse.Namespace) -> dict[str, Any]:
+    scores = np.array([vqa.question_score(row) for row in rows])
+    types = np.array([row.get("question_type") or "unknown" for row in rows])
+
+    def statistic(picked):
+        s, t = (scores, types) if picked is None else (scores[picked], types[picked])
+        values = {"overall": float(s.mean())}
+        for kind in sorted(set(types)):
+            if (t == kind).any():
+                values[kind] = float(s[t == kind].mean())
+        return values
+
+    result = with_intervals(statistic(None), bootstrap(statistic, len(rows), args.bootstrap, args.seed))
+    result["n"] = len(rows)
+    result["n_by_type"] = {kind: int((types == kind).sum()) for kind in sorted(set(types))}
+    return result
+
+
+def weighted_average(splits: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """Table 1's weighted average: each metric averaged over the report splits, weighted by size."""
+    totals: dict[str, list[tuple[float, int]]] = defaultdict(list)
+    for split in splits.values():
+        for name, entry in split.items():
+            if isinstance(entry, dict) and "value" in entry:
+                totals[name].append((entry["value"], split["n"]))
+    return {name: sum(v * n for v, n in pairs) / sum(n for _, n in pairs) for name, pairs in totals.items()}
+
+
+def score(args: argparse.Namespace) -> dict[str, Any]:
+    rows, problems = load_predictions(args.predictions)
+    if not rows:
+        raise SystemExit(f"{args.predictions}: no scorable rows ({len(problems)} malformed)")
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        key = f"{row['dataset']}/{row['task']}" if row["task"] in REPORT_TASKS else str(row["dataset"])
+        groups[key].append(row)
+    not_computed: dict[str, str] = {}
+    reports = {key: score_reports(group, args, not_computed) for key, group in sorted(groups.items())
+               if group[0]["task"] in REPORT_TASKS}
+    vqa_results = {key: score_vqa(group, args) for key, group in sorted(groups.items())
+                   if group[0]["task"] not in REPORT_TASKS}
+    vqa_rows = [row for key, group in groups.items() if group[0]["task"] not in REPORT_TASKS for row in group]
+    metrics = {
+        "predictions": str(args.predictions),
+        "rows": len(rows),
+        "malformed_rows": problems,
+        "implementations": {
+            "BLEU/METEOR/ROUGE-L": nlg.IMPLEMENTATION, "CheXbert": chexbert.IMPLEMENTATION,
+            "F1-RadGraph": radgraph_f1.describe(args.radgraph_model, args.radgraph_level), "VQA": vqa.IMPLEMENTATION,
+        },
+        "bootstrap": {"rounds": args.bootstrap, "seed": args.seed, "interval": "95% percentile"},
+        "reports": reports,
+        "reports_weighted_average": weighted_average(reports) if reports else {},
+        "vqa": vqa_results,
+        "vqa_overall": score_vqa(vqa_rows, args) if vqa_rows else {},
+        "not_computed": not_computed,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_json(args.out / "metrics.json", metrics)
+    return metrics
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m eval.score", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("predictions", type=Path)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap rounds (0: no intervals)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-meteor", action="store_true", help="skip METEOR (Java, ~5 s per 1,000 reports)")
+    p.add_argument("--chexbert-checkpoint", type=Path)
+    p.add_argument("--chexbert-bert", type=Path, help="a local bert-base-uncased folder")
+    p.add_argument("--radgraph-cache", type=Path, help="radgraph's model_cache_dir with the weights")
+    p.add_argument("--radgraph-model", default="radgraph-xl")
+    p.add_argument("--radgraph-level", default="partial", choices=["simple", "partial", "complete"])
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    metrics = score(parser().parse_args(argv))
+    summary = {key: {name: round(entry["value"], 4) for name, entry in split.items() if isinstance(entry, dict)
+                     and "value" in entry and name in (*TABLE1_METRICS, "Average", "overall")}
+               for key, split in {**metrics["reports"], **metrics["vqa"]}.items()}
+    print(json.dumps(summary, indent=1))
+    for name, reason in sorted(metrics["not_computed"].items()):
+        print(f"not computed: {name}: {reason}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

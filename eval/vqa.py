@@ -1,0 +1,28 @@
+"""VQA accuracy as the paper reports it: exact match for closed-ended questions, set F1 for
+multi-object ones, per dataset and per question type, and overall (the mean over questions).
+
+The per-question scores are the reward's own answer functions (``rewards.components``), so
+training and evaluation normalise answers with one implementation.
+"""
+
+from __future__ import annotations
+
+from rewards.components import closed_answer_score, multi_object_f1
+
+IMPLEMENTATION = "exact match after rewards.normalize (closed); item-set F1 (multi-object)"
+
+
+def answer_kind(row: dict) -> str:
+    """From the row, else inferred: a list reference is multi-object, a string is closed."""
+    kind = row.get("answer_kind")
+    if kind in ("closed", "multi_object"):
+        return kind
+    return "multi_object" if isinstance(row["reference"], list) else "closed"
+
+
+def question_score(row: dict) -> float:
+    reference = row["reference"]
+    if answer_kind(row) == "multi_object":
+        items = tuple(reference) if isinstance(reference, list) else tuple(reference.split("|"))
+        return multi_object_f1(row["prediction"], items)
+    return closed_answer_score(row["prediction"], reference if isinstance(reference, str) else ", ".join(reference))
