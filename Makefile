@@ -16,8 +16,8 @@ PYTEST_ARGS ?=
 OFFLINE_ENV := WANDB_MODE=offline HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 OFFLINE_PY := $(OFFLINE_ENV) $(PY)
 
-.PHONY: help setup test demo train-all check-recipes data stage1 cold-start stage2 stage3 merge \
-	ray-head ray-worker bench-rewards lock check-gpu-env clean-venv
+.PHONY: help setup test demo train-all check-recipes data stage1 cold-start stage2 stage3 merge eval \
+	ray-head ray-worker bench-rewards bench-nlg lock check-gpu-env clean-venv
 
 help:  ## List the targets.
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort | expand -t 18
@@ -40,13 +40,13 @@ test: setup  ## Run the test suite in .venv.
 DEMO_DIR ?= outputs/demo
 demo: setup  ## Run the pipeline on the bundled tiny default (CPU, offline).
 	@echo "make demo: generated releases -> data prep -> stage 1 SFT -> cold-start traces (offline"
-	@echo "template teacher) -> stage 2 SFT -> GRPO (TRL backend), with a tiny random Qwen2.5-VL."
-	@echo "Evaluation is not wired yet."
+	@echo "template teacher) -> stage 2 SFT -> GRPO (TRL backend) -> evaluation, with a tiny random Qwen2.5-VL."
 	$(OFFLINE_PY) -m training.run --config-name demo stage=all force=true run_dir=$(DEMO_DIR)
 	$(OFFLINE_PY) -m rewards validate $(DEMO_DIR)/data/grpo/train.parquet
 	$(OFFLINE_PY) -m rewards compare
-	@echo "make demo: done. Rendered trainer configs in $(DEMO_DIR)/configs, logs in $(DEMO_DIR)/logs,"
-	@echo "datasets in $(DEMO_DIR)/data (manifest.json), models in $(DEMO_DIR)/stage{1,2,3}."
+	@echo "make demo: done. The report: $(DEMO_DIR)/eval/report/README.md (tables and figures)."
+	@echo "Rendered trainer configs in $(DEMO_DIR)/configs, logs in $(DEMO_DIR)/logs, datasets in"
+	@echo "$(DEMO_DIR)/data (manifest.json), models in $(DEMO_DIR)/stage{1,2,3}."
 
 # Training runs in the active conda environment on GPU nodes (environment.yml), else in .venv.
 TRAIN_PYTHON ?= $(if $(CONDA_PREFIX),python,$(PY))
@@ -67,7 +67,7 @@ RUN_STAGE = $(TRAIN_PYTHON) -m training.run run_dir=$(RUN_DIR) $(if $(DATA_ROOT)
 	$(if $(DATA_ARGS),"data.overrides='$(DATA_ARGS)'") $(if $(COLD_START_ARGS),"cold_start.overrides='$(COLD_START_ARGS)'") \
 	$(RUN_ARGS)
 
-train-all: $(TRAIN_DEPS)  ## The whole chain: data, stage1, cold_start, stage2, stage3, merge (resumes).
+train-all: $(TRAIN_DEPS)  ## The whole chain: data, stage1, cold_start, stage2, stage3, merge, eval (resumes).
 	$(RUN_STAGE) stage=all
 
 check-recipes: $(TRAIN_DEPS)  ## Render and validate every trainer config of the run; launch nothing.
@@ -90,6 +90,12 @@ stage3: $(TRAIN_DEPS)  ## Stage 3: GRPO from stage 2 (EasyR1; RUN_ARGS=grpo_back
 
 merge: $(TRAIN_DEPS)  ## EasyR1 checkpoint -> Hugging Face weights (RUN_ARGS=launch.easyr1_dir=...).
 	$(RUN_STAGE) stage=merge
+
+eval: $(TRAIN_DEPS)  ## Inference on XrayBench with the GRPO model, scores, report (RUN_DIR/eval).
+	$(RUN_STAGE) stage=eval
+
+bench-nlg: setup  ## Report metrics: our BLEU/ROUGE-L vs pycocoevalcap on 4,547 pairs.
+	$(PY) benchmarks/nlg_metrics.py
 
 RAY_HEAD ?=
 ray-head:  ## Multi-node GRPO: start Ray's head on this node (then `make stage3 NNODES=N` here).

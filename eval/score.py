@@ -47,22 +47,44 @@ def with_intervals(values: dict[str, float], intervals: dict[str, list[float]]) 
             for name, value in values.items()}
 
 
-def score_reports(rows: list[dict], args: argparse.Namespace, not_computed: dict[str, str]) -> dict[str, Any]:
-    hypotheses = [row["prediction"] for row in rows]
-    references = [row["reference"] if isinstance(row["reference"], str) else " ".join(row["reference"]) for row in rows]
-    parts: list[Callable[[np.ndarray | None], dict[str, float]]] = []
+def reference_text(row: dict) -> str:
+    return row["reference"] if isinstance(row["reference"], str) else " ".join(row["reference"])
+
+
+def tokenize_reports(rows: list[dict], args: argparse.Namespace, not_computed: dict[str, str]) -> dict[str, tuple]:
+    """id -> (PTB hypothesis, PTB reference, METEOR or None), for every report at once: the Java
+    tokenizer and METEOR start once per scoring run, not once per split."""
+    if not rows:
+        return {}
     try:
-        tokenized_h, tokenized_r = nlg.ptb_tokenize(hypotheses), nlg.ptb_tokenize(references)
+        hypotheses = nlg.ptb_tokenize([row["prediction"] for row in rows])
+        references = nlg.ptb_tokenize([reference_text(row) for row in rows])
+    except nlg.MetricUnavailable as error:
+        not_computed.update({name: str(error) for name in ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L")})
+        return {}
+    meteor: list[float | None] = [None] * len(rows)
+    if not args.no_meteor:
+        try:
+            meteor = nlg.meteor_scores(hypotheses, references)[1]
+        except nlg.MetricUnavailable as error:
+            not_computed["METEOR"] = str(error)
+    return {row["id"]: (h, r, m) for row, h, r, m in zip(rows, hypotheses, references, meteor)}
+
+
+def score_reports(rows: list[dict], tokens: dict[str, tuple], args: argparse.Namespace,
+                  not_computed: dict[str, str]) -> dict[str, Any]:
+    hypotheses = [row["prediction"] for row in rows]
+    references = [reference_text(row) for row in rows]
+    parts: list[Callable[[np.ndarray | None], dict[str, float]]] = []
+    if tokens:
+        tokenized_h, tokenized_r = [tokens[row["id"]][0] for row in rows], [tokens[row["id"]][1] for row in rows]
         bleu_counts = nlg.bleu_counts(tokenized_h, tokenized_r)
         rouge = nlg.rouge_l_scores(tokenized_h, tokenized_r)
         parts.append(lambda r: dict(zip(("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4"), bleu_counts.score(r))))
         parts.append(lambda r: {"ROUGE-L": float(rouge.mean() if r is None else rouge[r].mean())})
-        if not args.no_meteor:
-            _, meteor = nlg.meteor_scores(tokenized_h, tokenized_r)
-            meteor_array = np.array(meteor)
-            parts.append(lambda r: {"METEOR": float(meteor_array.mean() if r is None else meteor_array[r].mean())})
-    except nlg.MetricUnavailable as error:
-        not_computed.update({name: str(error) for name in ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L")})
+        if tokens[rows[0]["id"]][2] is not None:
+            meteor = np.array([tokens[row["id"]][2] for row in rows])
+            parts.append(lambda r: {"METEOR": float(meteor.mean() if r is None else meteor[r].mean())})
     try:
         if args.chexbert_checkpoint is None:
             raise nlg.MetricUnavailable(f"no CheXbert checkpoint given: {chexbert.HOW_TO_PROVIDE}")
@@ -134,7 +156,11 @@ def score(args: argparse.Namespace) -> dict[str, Any]:
         key = f"{row['dataset']}/{row['task']}" if row["task"] in REPORT_TASKS else str(row["dataset"])
         groups[key].append(row)
     not_computed: dict[str, str] = {}
-    reports = {key: score_reports(group, args, not_computed) for key, group in sorted(groups.items())
+    report_rows = [row for row in rows if row["task"] in REPORT_TASKS]
+    if len({row["id"] for row in report_rows}) != len(report_rows):
+        raise SystemExit(f"{args.predictions}: report ids are not unique")
+    tokens = tokenize_reports(report_rows, args, not_computed)
+    reports = {key: score_reports(group, tokens, args, not_computed) for key, group in sorted(groups.items())
                if group[0]["task"] in REPORT_TASKS}
     vqa_results = {key: score_vqa(group, args) for key, group in sorted(groups.items())
                    if group[0]["task"] not in REPORT_TASKS}

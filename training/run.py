@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from training import check
 from training.render import ROOT, absolute, render, run_path
 
-STAGES = ("model", "data", "stage1", "cold_start", "stage2", "stage3", "merge")
+STAGES = ("model", "data", "stage1", "cold_start", "stage2", "stage3", "merge", "eval")
 
 
 class StageFailed(RuntimeError):
@@ -165,6 +165,34 @@ def stage_merge(cfg: DictConfig) -> None:
     run_logged("merge", [sys.executable, str(merger), "--local_dir", str(steps[-1] / "actor")], cfg)
 
 
+def final_model(cfg: DictConfig) -> Path:
+    """The GRPO stage's Hugging Face weights: TRL saves them directly, EasyR1's merger next to the actor."""
+    if cfg.grpo_backend == "trl":
+        return run_path(cfg, "stage3")
+    steps = sorted(run_path(cfg, "stage3").glob("global_step_*"), key=lambda p: int(p.name.rsplit("_", 1)[1]))
+    if not steps or not (steps[-1] / "actor" / "huggingface").exists():
+        raise StageFailed("eval: no merged GRPO model (run the merge stage first)")
+    return steps[-1] / "actor" / "huggingface"
+
+
+def stage_eval(cfg: DictConfig) -> dict:
+    folder = run_path(cfg, "eval")
+    predictions = folder / "predictions.jsonl"
+    if cfg.force and predictions.exists():  # a forced rerun must not resume from an older model's outputs
+        predictions.unlink()
+    run_logged("eval_infer", [
+        sys.executable, "-m", "eval.infer", f"model={final_model(cfg)}",
+        f"items_file={absolute(cfg.data_dir)}/test/xraybench.jsonl", f"out={predictions}",
+        f"vllm.max_pixels={cfg.frame.max_pixels}", *as_overrides(cfg.eval.infer_overrides),
+    ], cfg)
+    run_logged("eval_score", [sys.executable, "-m", "eval.score", str(predictions), "--out", str(folder),
+                              *as_overrides(cfg.eval.score_args)], cfg)
+    run_logged("eval_report", [sys.executable, "-m", "eval.report", "--run", f"{cfg.run_name}={folder}",
+                               "--out", str(folder / "report")], cfg)
+    say(f"eval: report in {folder / 'report'} (metrics: {folder / 'metrics.json'})")
+    return {"report": str(folder / "report")}
+
+
 RUNNERS = {
     "model": stage_model,
     "data": stage_data,
@@ -173,6 +201,7 @@ RUNNERS = {
     "stage2": lambda cfg: stage_sft(cfg, "stage2"),
     "stage3": stage_grpo,
     "merge": stage_merge,
+    "eval": stage_eval,
 }
 
 

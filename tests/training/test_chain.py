@@ -61,4 +61,14 @@ def test_a_second_run_resumes_everything(chain):
     run_dir, _ = chain
     again = run_chain(run_dir, "stage=all")
     assert again.returncode == 0
-    assert again.stdout.count("already complete") == 7 and "llamafactory-cli" not in again.stdout
+    assert again.stdout.count("already complete") == 8 and "llamafactory-cli" not in again.stdout
+
+
+def test_the_chain_ends_with_an_evaluation_report(chain):
+    run_dir, _ = chain
+    metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
+    assert {"mimic-cxr/findings", "openi/impression"} <= set(metrics["reports"])
+    assert "BLEU-4" in metrics["reports"]["mimic-cxr/findings"] and metrics["vqa_overall"]["n"] > 0
+    assert "CheXbert" in metrics["not_computed"].get("Micro-14", "") or "Micro-14" in metrics["not_computed"]
+    report = run_dir / "eval" / "report"
+    assert (report / "report_generation.md").exists() and (report / "lengths.png").exists()
