@@ -109,15 +109,21 @@ class VLLMGenerator:
         return [output.outputs[0].text for output in self.engine.generate(requests, self.parameters)]
 
 
+def shard_path(out: Path, shard: int, shards: int) -> Path:
+    return out if shards == 1 else out.with_name(f"{out.name}.shard{shard}-of-{shards}")
+
+
 def infer(cfg: DictConfig) -> dict[str, Any]:
     from PIL import Image
 
-    items_path, out = Path(cfg.items_file), Path(cfg.out)
+    items_path = Path(cfg.items_file)
+    out = shard_path(Path(cfg.out), cfg.shard, cfg.shards)
     image_root = Path(cfg.image_root) if cfg.image_root else items_path.parent.parent
     items = load_items(items_path, cfg.limit)
     ids = [item["id"] for item in items]
     if len(set(ids)) != len(ids):
         raise ValueError(f"{items_path}: item ids are not unique")
+    items = items[cfg.shard :: cfg.shards]
     finished = {row["id"] for row in read_finished(out, repair=True)}
     todo = [item for item in items if item["id"] not in finished]
     template = None
@@ -143,9 +149,55 @@ def infer(cfg: DictConfig) -> dict[str, Any]:
             "items_per_second": round(len(todo) / seconds, 3) if todo and seconds else None, "out": str(out)}
 
 
+def infer_data_parallel(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
+    """``data_parallel`` engines, each on its own ``vllm.tensor_parallel_size`` GPUs and its own share
+    of the items (every n-th); shards resume on their own, then merge into ``out`` in item order."""
+    import os
+    import subprocess
+    import sys
+
+    from data_prep.writers import write_jsonl
+
+    n, per_engine = cfg.data_parallel, cfg.vllm.tensor_parallel_size
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    gpus = visible.split(",") if visible else [str(i) for i in range(_gpu_count())]
+    processes = []
+    for shard in range(n):
+        env = dict(os.environ)
+        if gpus:
+            group = gpus[shard * per_engine : (shard + 1) * per_engine]
+            if len(group) < per_engine:
+                raise ValueError(f"data_parallel={n} x tensor_parallel_size={per_engine} needs more GPUs than {gpus}")
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(group)
+        command = [sys.executable, "-m", "eval.infer", *overrides, "data_parallel=1", f"shard={shard}", f"shards={n}"]
+        processes.append(subprocess.Popen(command, cwd=ROOT, env=env))
+    failed = [shard for shard, process in enumerate(processes) if process.wait() != 0]
+    if failed:
+        raise RuntimeError(f"inference shards {failed} failed; rerun to resume them")
+    by_id = {row["id"]: row for shard in range(n) for row in read_finished(shard_path(Path(cfg.out), shard, n))}
+    order = [item["id"] for item in load_items(Path(cfg.items_file), cfg.limit)]
+    write_jsonl(Path(cfg.out), [by_id[item_id] for item_id in order if item_id in by_id])
+    return {"items": len(order), "written": len(by_id), "engines": n, "out": str(cfg.out)}
+
+
+def _gpu_count() -> int:
+    try:
+        import torch
+
+        return torch.cuda.device_count()
+    except ImportError:
+        return 0
+
+
 @hydra.main(config_path=str(ROOT / "recipes" / "eval"), config_name="xraybench", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    print(json.dumps(infer(cfg), indent=2))
+    if cfg.data_parallel > 1:
+        from hydra.core.hydra_config import HydraConfig
+
+        overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith(("data_parallel=", "shard"))]
+        print(json.dumps(infer_data_parallel(cfg, overrides), indent=2))
+    else:
+        print(json.dumps(infer(cfg), indent=2))
 
 
 if __name__ == "__main__":

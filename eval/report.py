@@ -7,6 +7,7 @@ Each DIR holds ``metrics.json`` (``eval.score``) and optionally ``predictions.js
 - ``vqa.md`` / ``.csv``: accuracy per dataset and question type (Fig. 3a-b as a table);
 - ``lengths.png``: report length distributions against the references (Fig. 2a-d);
 - ``vqa_by_type.png``: accuracy per question type (Fig. 3a-b);
+- ``vqa_per_object.png``: recall of the ten most frequent objects in multi-object answers (Fig. 3c-d);
 - ``chexbert_per_condition.png``: per-observation F1-CheXbert (Fig. 2f-g), when CheXbert ran;
 - ``README.md``: what is where, which implementation computed each metric, what was not computed.
 """
@@ -128,6 +129,14 @@ def build_report(runs: dict[str, Path], out: Path) -> list[str]:
                for name, m in metrics.items()}
     if bar_figure(by_type, "VQA accuracy per question type", "accuracy", out / "vqa_by_type.png"):
         written.append("vqa_by_type.png")
+    top_objects = {}
+    for name, m in metrics.items():
+        objects = m.get("vqa_overall", {}).get("per_object_recall", {})
+        top = sorted(objects, key=lambda item: -objects[item]["n"])[:10]  # the ten most asked-about
+        top_objects[name] = {item: objects[item]["recall"] for item in top}
+    if any(top_objects.values()) and bar_figure(top_objects, "VQA recall of the 10 most frequent objects", "recall",
+                                                out / "vqa_per_object.png"):
+        written.append("vqa_per_object.png")
     per_condition = {name: split["per_condition_F1"] for name, m in metrics.items()
                      for key, split in m["reports"].items() if key.endswith("findings") and "per_condition_F1" in split}
     if per_condition and bar_figure(per_condition, "F1-CheXbert per observation (findings)", "F1",

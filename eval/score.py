@@ -134,6 +134,7 @@ def score_vqa(rows: list[dict], args: argparse.Namespace) -> dict[str, Any]:
     result = with_intervals(statistic(None), bootstrap(statistic, len(rows), args.bootstrap, args.seed))
     result["n"] = len(rows)
     result["n_by_type"] = {kind: int((types == kind).sum()) for kind in sorted(set(types))}
+    result["per_object_recall"] = vqa.per_object_recall(rows)
     return result
 
 

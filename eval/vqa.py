@@ -26,3 +26,19 @@ def question_score(row: dict) -> float:
         items = tuple(reference) if isinstance(reference, list) else tuple(reference.split("|"))
         return multi_object_f1(row["prediction"], items)
     return closed_answer_score(row["prediction"], reference if isinstance(reference, str) else ", ".join(reference))
+
+
+def per_object_recall(rows: list[dict]) -> dict[str, dict[str, float]]:
+    """For each object named in multi-object references (abnormalities, locations, attributes), the
+    share of its questions whose prediction names it (the paper's per-object scores, Fig. 3c-d)."""
+    from rewards.normalize import answer_items
+
+    found: dict[str, list[int]] = {}
+    for row in rows:
+        if answer_kind(row) != "multi_object":
+            continue
+        reference = row["reference"] if isinstance(row["reference"], list) else row["reference"].split("|")
+        predicted = answer_items(row["prediction"])
+        for item in answer_items(list(reference)):
+            found.setdefault(item, []).append(int(item in predicted))
+    return {item: {"recall": sum(hits) / len(hits), "n": len(hits)} for item, hits in sorted(found.items())}
