@@ -87,3 +87,20 @@ def test_stage_overrides_from_make_variables():
 
     assert as_overrides("stage1.size=100 seed=1") == ["stage1.size=100", "seed=1"]
     assert as_overrides(["teacher.kind=offline", "size=32"]) == ["teacher.kind=offline", "size=32"]
+
+
+def test_ablation_sweep_renders_one_run_per_setting(tmp_path):
+    import subprocess
+    import sys
+
+    from training.render import ROOT
+
+    result = subprocess.run(
+        [sys.executable, "-m", "training.run", "-m", "stage=check", "reward.preset=paper,upstream",
+         f"run_dir={tmp_path}/" + "${reward.preset}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    import yaml
+
+    for preset in ("paper", "upstream"):
+        rendered = yaml.safe_load((tmp_path / preset / "configs" / "stage3.yaml").read_text())
+        assert rendered["worker"]["reward"]["reward_function_kwargs"]["preset"] == preset
