@@ -1,0 +1,3 @@
+from eval.arena.run import main
+
+raise SystemExit(main())
