@@ -16,8 +16,8 @@ PYTEST_ARGS ?=
 OFFLINE_ENV := WANDB_MODE=offline HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 OFFLINE_PY := $(OFFLINE_ENV) $(PY)
 
-.PHONY: help setup test demo train-all check-recipes data stage1 cold-start stage2 stage3 merge eval \
-	ray-head ray-worker bench-rewards bench-nlg lock check-gpu-env clean-venv
+.PHONY: help setup test demo train-all check-recipes data stage1 cold-start stage2 stage3 merge eval arena \
+	ray-head ray-worker bench-rewards bench-nlg bench-arena lock check-gpu-env clean-venv
 
 help:  ## List the targets.
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort | expand -t 18
@@ -96,6 +96,14 @@ eval: $(TRAIN_DEPS)  ## Inference on XrayBench with the GRPO model, scores, repo
 
 bench-nlg: setup  ## Report metrics: our BLEU/ROUGE-L vs pycocoevalcap on 4,547 pairs.
 	$(PY) benchmarks/nlg_metrics.py
+
+ARENA_ARGS ?=
+arena: $(TRAIN_DEPS)  ## Report Arena (ARENA_ARGS="--model A=a.jsonl --model B=b.jsonl --out DIR [--judge reference]").
+	@test -n "$(ARENA_ARGS)" || { echo 'make arena: set ARENA_ARGS="--model A=... --model B=... --out DIR"' >&2; exit 2; }
+	$(TRAIN_PYTHON) -m eval.arena $(ARENA_ARGS)
+
+bench-arena: setup  ## Report Arena sampling: uniform vs active on 10 simulated models, 20 seeds.
+	$(PY) benchmarks/arena_sampling.py
 
 RAY_HEAD ?=
 ray-head:  ## Multi-node GRPO: start Ray's head on this node (then `make stage3 NNODES=N` here).

@@ -71,12 +71,12 @@ def main() -> None:
     args = parser.parse_args()
     settings = [("uniform", None), ("active", None), ("active", 50.0), ("active_mixed", None)]
     print(f"{MODELS} models, {args.seeds} seeds; judgments to reach a target: median [IQR]\n")
-    print(f"{'strategy':24s} {'Kendall tau >= 0.9':>24s} {'mean CI half-width <= 0.1':>28s} {'max weight':>11s}")
+    print(f"{'strategy':32s} {'Kendall tau >= 0.9':>24s} {'mean CI half-width <= 0.1':>30s} {'max weight':>11s}")
     for strategy, clip in settings:
         runs = [simulate(strategy, seed, args.budget, clip) for seed in range(args.seeds)]
         label = strategy + (f" (weights clipped at {clip:g})" if clip else "")
-        print(f"{label:24s} {summary([r[0] for r in runs], args.budget):>24s} "
-              f"{summary([r[1] for r in runs], args.budget):>28s} {max(r[2] for r in runs):11.1f}")
+        print(f"{label:32s} {summary([r[0] for r in runs], args.budget):>24s} "
+              f"{summary([r[1] for r in runs], args.budget):>30s} {max(r[2] for r in runs):11.1f}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""Test suite (a package so shared helpers such as tests.chat_server import reliably)."""
