@@ -16,7 +16,6 @@ ground truth without any model, for the demo and tests. It is labelled as such i
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 from collections import Counter
@@ -30,7 +29,7 @@ import pyarrow.parquet as pq
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from data_prep.endpoint import CallCache, ChatEndpoint, EndpointConfig
+from data_prep.endpoint import CallCache, ChatEndpoint, EndpointConfig, image_part
 from data_prep.writers import dataset_info_entry, update_dataset_info, write_json, write_jsonl
 from rewards.boxes import BoxVerdict, judge_box, parse_boxes
 from rewards.components import closed_answer_score, multi_object_f1, open_ended_overlap
@@ -85,10 +84,6 @@ def model_prompt(candidate: Candidate, format_template: jinja2.Template) -> str:
     return format_template.render(content="<image>" + candidate.prompt)
 
 
-def image_data_url(path: Path) -> str:
-    return "data:image/jpeg;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
-
-
 def teacher_messages(candidate: Candidate, teacher: jinja2.Template, format_text: str) -> list[dict[str, Any]]:
     text = teacher.render(
         task_prompt=candidate.prompt,
@@ -99,7 +94,7 @@ def teacher_messages(candidate: Candidate, teacher: jinja2.Template, format_text
         format_prompt=format_text,
     )
     return [{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": image_data_url(candidate.image)}},
+        image_part(candidate.image),
         {"type": "text", "text": text},
     ]}]
 
@@ -108,7 +103,7 @@ def verifier_messages(candidate: Candidate, trace: str, verifier: jinja2.Templat
     text = verifier.render(task_prompt=candidate.prompt, answer=candidate.answer_text, trace=trace,
                            frame_width=candidate.truth.frame.width, frame_height=candidate.truth.frame.height)
     return [{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": image_data_url(candidate.image)}},
+        image_part(candidate.image),
         {"type": "text", "text": text},
     ]}]
 

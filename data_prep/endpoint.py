@@ -14,12 +14,14 @@ sampling parameters; never the key), so a rerun or a resumed run repeats no call
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import ipaddress
 import json
 import logging
 import os
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +70,12 @@ def check_endpoint_policy(config: EndpointConfig) -> None:
         )
 
 
+def image_part(path: Path) -> dict[str, Any]:
+    """An image as an OpenAI chat content part (inline data URL: a local server needs no file access)."""
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return {"type": "image_url", "image_url": {"url": f"data:image/jpeg;base64,{data}"}}
+
+
 def request_key(payload: dict[str, Any]) -> str:
     """Cache key: sha256 of the canonical request (no credentials are part of a payload)."""
     return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
@@ -92,7 +100,7 @@ class CallCache:
     def put(self, key: str, content: str, model: str) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.{id(content)}.tmp")
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")  # unique per writer
         temporary.write_text(json.dumps({"model": model, "content": content}, ensure_ascii=False), encoding="utf-8")
         os.replace(temporary, path)
 
@@ -154,12 +162,16 @@ class ChatEndpoint:
     def complete_all(
         self, conversations: list[list[dict[str, Any]]], progress: Callable[[], None] | None = None
     ) -> list[CallResult]:
-        """``complete`` for each conversation, ``concurrency`` at a time, results in input order."""
+        """``complete`` for each conversation, ``concurrency`` at a time, results in input order;
+        identical requests in one call are sent once."""
         def one(messages):
             result = self.complete(messages)
             if progress is not None:
                 progress()
             return result
 
+        keys = [request_key(self.payload(messages)) for messages in conversations]
+        unique = {key: messages for key, messages in zip(keys, conversations)}
         with ThreadPoolExecutor(max_workers=max(1, self.config.concurrency)) as pool:
-            return list(pool.map(one, conversations))
+            results = dict(zip(unique, pool.map(one, unique.values())))
+        return [results[key] for key in keys]

@@ -15,14 +15,13 @@ left out of the fit).
 
 from __future__ import annotations
 
-import base64
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
 
-from data_prep.endpoint import CallCache, ChatEndpoint, EndpointConfig
+from data_prep.endpoint import CallCache, ChatEndpoint, EndpointConfig, image_part
 from rewards.components import open_ended_overlaps
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,8 +75,7 @@ class EndpointJudge:
                                     reference=battle.reference if self.with_reference else "")
         content = [{"type": "text", "text": text}]
         if self.with_image and battle.image is not None:
-            url = "data:image/jpeg;base64," + base64.b64encode(battle.image.read_bytes()).decode("ascii")
-            content.insert(0, {"type": "image_url", "image_url": {"url": url}})
+            content.insert(0, image_part(battle.image))
         return [{"role": "user", "content": content}]
 
     def judge(self, battles: list[Battle]) -> list[str]:
