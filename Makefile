@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 OFFLINE_ENV := WANDB_MODE=offline HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 OFFLINE_PY := $(OFFLINE_ENV) $(PY)
 
-.PHONY: help setup test demo train-all check-recipes data stage1 cold-start stage2 stage3 merge eval arena \
+.PHONY: help setup browsers test demo train-all check-recipes data stage1 cold-start stage2 stage3 merge eval arena viewer \
 	ray-head ray-worker bench-rewards bench-nlg bench-arena lock check-gpu-env clean-venv
 
 help:  ## List the targets.
@@ -34,7 +34,15 @@ $(SETUP_STAMP): requirements/cpu.lock pyproject.toml
 	$(PY) -m pip check
 	touch $@
 
-test: setup  ## Run the test suite in .venv.
+# The viewer's end-to-end test drives a real headless Chromium: Debian's packages (browsers cannot
+# be downloaded by a test tool here). Installed once when missing (needs root, as on CI machines).
+browsers:  ## Install Debian's chromium and chromium-driver when missing.
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  echo "installing Debian's chromium and chromium-driver for the viewer's end-to-end test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver \
+	  || { echo "make browsers: could not install chromium (needs root and Debian's apt)" >&2; exit 1; }; }
+
+test: setup browsers  ## Run the test suite in .venv.
 	$(OFFLINE_PY) -m pytest $(PYTEST_ARGS)
 
 DEMO_DIR ?= outputs/demo
@@ -44,7 +52,10 @@ demo: setup  ## Run the pipeline on the bundled tiny default (CPU, offline).
 	$(OFFLINE_PY) -m training.run --config-name demo stage=all force=true run_dir=$(DEMO_DIR)
 	$(OFFLINE_PY) -m rewards validate $(DEMO_DIR)/data/grpo/train.parquet
 	$(OFFLINE_PY) -m rewards compare
-	@echo "make demo: done. The report: $(DEMO_DIR)/eval/report/README.md (tables and figures)."
+	$(OFFLINE_PY) -m eval.viewer export --items-file $(DEMO_DIR)/data/test/xraybench.jsonl \
+	  --predictions tiny-grpo=$(DEMO_DIR)/eval/predictions.jsonl --out $(DEMO_DIR)/eval/viewer --limit 4
+	@echo "make demo: done. The report: $(DEMO_DIR)/eval/report/README.md (tables and figures);"
+	@echo "viewer PNGs of the tiny model's outputs: $(DEMO_DIR)/eval/viewer."
 	@echo "Rendered trainer configs in $(DEMO_DIR)/configs, logs in $(DEMO_DIR)/logs, datasets in"
 	@echo "$(DEMO_DIR)/data (manifest.json), models in $(DEMO_DIR)/stage{1,2,3}."
 
@@ -96,6 +107,10 @@ eval: $(TRAIN_DEPS)  ## Inference on XrayBench with the GRPO model, scores, repo
 
 bench-nlg: setup  ## Report metrics: our BLEU/ROUGE-L vs pycocoevalcap on 4,547 pairs.
 	$(PY) benchmarks/nlg_metrics.py
+
+VIEWER_CONFIG ?= recipes/eval/viewer.yaml
+viewer: $(TRAIN_DEPS)  ## Grounded-reasoning viewer / expert annotation on 127.0.0.1 (VIEWER_CONFIG=...).
+	$(TRAIN_PYTHON) -m eval.viewer serve --config $(VIEWER_CONFIG)
 
 ARENA_ARGS ?=
 arena: $(TRAIN_DEPS)  ## Report Arena (ARENA_ARGS="--model A=a.jsonl --model B=b.jsonl --out DIR [--judge reference]").

@@ -1,0 +1,90 @@
+"""``python -m eval.viewer serve|export|results``.
+
+    python -m eval.viewer serve --config viewer.yaml            # the web app (127.0.0.1 by default)
+    python -m eval.viewer export --items-file I --predictions NAME=P [--predictions NAME2=P2] --out DIR [--limit 8]
+    python -m eval.viewer results --database labels.sqlite --out DIR   # Table 2 as JSON, Markdown and CSV
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import time
+from pathlib import Path
+
+import yaml
+
+from data_prep.writers import atomic_write_bytes, write_json
+from eval.viewer.export import export_items
+from eval.viewer.items import load_view_items
+from eval.viewer.results import DIMENSIONS, table2
+from eval.viewer.server import start_server
+from eval.viewer.store import LabelStore
+
+
+def named_paths(values: list[str]) -> dict[str, Path]:
+    pairs = {}
+    for value in values:
+        name, _, path = value.partition("=")
+        if not path:
+            raise SystemExit(f"expected NAME=PATH, got {value!r}")
+        pairs[name] = Path(path)
+    return pairs
+
+
+def write_results(result: dict, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "table2.json", result)
+    header = ["model", "group", *DIMENSIONS]
+    rows = [[model, group, *["" if scores[d] is None else f"{scores[d]:.4f}" for d in DIMENSIONS]]
+            for model, by_group in result["scores"].items() for group, scores in by_group.items()]
+    rows += [["agreement", "", *["" if result["agreement"].get(d, {}).get("cohen_kappa") is None else
+                                 f"{result['agreement'][d]['percent_agreement']:.4f} (kappa {result['agreement'][d]['cohen_kappa']:.4f})"
+                                 for d in DIMENSIONS]]]
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows([header, *rows])
+    atomic_write_bytes(out / "table2.csv", buffer.getvalue().encode())
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
+    atomic_write_bytes(out / "table2.md", ("\n".join(lines) + "\n").encode())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m eval.viewer", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve")
+    serve.add_argument("--config", type=Path, required=True)
+    export = commands.add_parser("export")
+    export.add_argument("--items-file", type=Path, required=True)
+    export.add_argument("--predictions", action="append", required=True, help="NAME=predictions.jsonl (1 or 2)")
+    export.add_argument("--out", type=Path, required=True)
+    export.add_argument("--limit", type=int, default=8)
+    results = commands.add_parser("results")
+    results.add_argument("--database", type=Path, required=True)
+    results.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+
+    if args.command == "serve":
+        config = yaml.safe_load(args.config.read_text())
+        server = start_server(config)
+        print(f"viewer on {server.url}/?token=<your token>  (mode: {server.mode}, {len(server.items)} items); Ctrl-C stops")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            server.close()
+    elif args.command == "export":
+        items = load_view_items(args.items_file, named_paths(args.predictions), None, 0, blind=False)
+        written = export_items(items, args.out, args.limit)
+        print(f"exported {len(written)} PNGs to {args.out}")
+    else:
+        result = table2(LabelStore(args.database).all_rows())
+        write_results(result, args.out)
+        print(json.dumps(result["agreement"], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,61 @@
+"""What the viewer shows: evaluation items joined with one or two models' predictions, the
+reasoning split into steps with their boxes, and the seeded, blinded annotation sample."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from eval.predictions import read_finished
+from rewards.boxes import parse_boxes
+
+_STEP_MARK = re.compile(r"(?:^|\s)(?=Step\s*\d+\s*[:.)])", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"(?<=[.;!?])\s+(?=[A-Z\[(])")
+
+
+def reasoning_steps(reasoning: str) -> list[dict]:
+    """Steps of a reasoning trace: its "Step N:" parts if it has them, else its sentences."""
+    text = reasoning.strip()
+    if not text:
+        return []
+    parts = [p.strip() for p in _STEP_MARK.split(text) if p.strip()]
+    if len(parts) <= 1:
+        parts = [p.strip() for p in _SENTENCE_END.split(text) if p.strip()]
+    return [{"index": i, "text": part, "boxes": [list(b) for b in parse_boxes(part)]} for i, part in enumerate(parts)]
+
+
+@dataclass(frozen=True)
+class ViewItem:
+    index: int
+    item: dict  # the evaluation item (prompt, answer, images, frame)
+    image: Path
+    models: tuple[str, ...]  # in display order: left, right
+    predictions: tuple[dict, ...]
+
+
+def load_view_items(items_file: Path, predictions: dict[str, Path], size: int | None, seed: int,
+                    blind: bool) -> list[ViewItem]:
+    items = {}
+    for line in Path(items_file).read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            item = json.loads(line)
+            items[item["id"]] = item
+    by_model = {name: {row["id"]: row for row in read_finished(Path(path))} for name, path in predictions.items()}
+    shared = sorted(set(items).intersection(*(set(rows) for rows in by_model.values())))
+    if size is not None and size < len(shared):
+        shared = sorted(random.Random(seed).sample(shared, size))
+    names = list(predictions)
+    view = []
+    for index, item_id in enumerate(shared):
+        order = list(names)
+        if blind and len(order) == 2:  # a random side per item, fixed by the seed
+            if hashlib.sha256(f"{seed}:{item_id}".encode()).digest()[0] % 2:
+                order.reverse()
+        image = Path(items_file).parent.parent / items[item_id]["images"][0]
+        view.append(ViewItem(index, items[item_id], image, tuple(order),
+                             tuple(by_model[name][item_id] for name in order)))
+    return view

@@ -1,0 +1,191 @@
+"""The viewer / annotation server: standard-library HTTP on 127.0.0.1 by default, JSON API + one page.
+
+Safety: it binds to 127.0.0.1 unless configured otherwise; every API call needs an annotator's
+token (``Authorization: Bearer ...``; images also accept ``?token=``), from the config or from the
+environment variable it names; an image is served only if its resolved path lies inside one of the
+configured ``image_roots`` (path traversal is refused); nothing is fetched from or sent elsewhere.
+In ``annotate`` mode the two models are blinded (no names, a seeded random side per item).
+
+API (see eval/viewer/static/index.html): ``GET /api/me``, ``GET /api/items``,
+``GET /api/item/<i>``, ``GET /image/<i>``, ``GET|POST /api/labels/<i>``, ``GET /api/results``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+from eval.viewer.items import ViewItem, load_view_items, reasoning_steps
+from eval.viewer.results import table2
+from eval.viewer.store import BINARY, PER_STEP, PREFERENCE, LabelStore
+
+STATIC = Path(__file__).resolve().parent / "static"
+
+
+class BadLabels(ValueError):
+    pass
+
+
+def annotator_tokens(annotators: dict) -> dict[str, tuple[str, str]]:
+    """token -> (annotator, group); tokens from the config or the environment variable it names."""
+    tokens = {}
+    for name, spec in annotators.items():
+        token = spec.get("token") or os.environ.get(spec.get("token_env", ""), "")
+        if not token:
+            raise ValueError(f"annotator {name!r} has no token (set 'token' or an environment variable 'token_env')")
+        tokens[token] = (name, str(spec.get("group", "1")))
+    return tokens
+
+
+def validate_labels(labels, item: ViewItem, sides: dict[str, int]) -> list[dict]:
+    if not isinstance(labels, list):
+        raise BadLabels("'labels' must be a list")
+    checked = []
+    for label in labels:
+        if not isinstance(label, dict):
+            raise BadLabels("each label must be an object")
+        target, step, dimension, value = (label.get(k) for k in ("target", "step", "dimension", "value"))
+        if dimension in PREFERENCE:
+            if target != "pair" or value not in sides:
+                raise BadLabels(f"{dimension} needs target 'pair' and a value among {sorted(sides)}")
+            model = item.models[sides[value]]
+        elif dimension in BINARY:
+            if target not in sides or value not in (0, 1):
+                raise BadLabels(f"{dimension} needs target among {sorted(sides)} and value 0 or 1")
+            steps = len(reasoning_steps(item.predictions[sides[target]].get("reasoning", "")))
+            if dimension in PER_STEP and not (isinstance(step, int) and 0 <= step < steps):
+                raise BadLabels(f"{dimension} needs a step in 0..{steps - 1}")
+            if dimension not in PER_STEP:
+                step = None
+            model = item.models[sides[target]]
+        else:
+            raise BadLabels(f"unknown dimension {dimension!r}")
+        checked.append({"target": target, "step": step, "dimension": dimension, "value": value, "model": model})
+    return checked
+
+
+class ViewerServer:
+    def __init__(self, config: dict):
+        self.config = config
+        self.mode = config.get("mode", "view")
+        sample = config.get("sample", {}) if self.mode == "annotate" else {}
+        self.items = load_view_items(Path(config["items_file"]), {k: Path(v) for k, v in config["predictions"].items()},
+                                     sample.get("size"), sample.get("seed", 0), blind=self.mode == "annotate")
+        self.roots = [Path(root).resolve() for root in config.get("image_roots", [])]
+        self.tokens = annotator_tokens(config.get("annotators", {}))
+        self.store = LabelStore(Path(config["database"]))
+        handler = self._handler()
+        self.httpd = ThreadingHTTPServer((config.get("host", "127.0.0.1"), int(config.get("port", 8765))), handler)
+        self.url = f"http://{self.httpd.server_address[0]}:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def item_payload(self, item: ViewItem) -> dict:
+        sides = ("left", "right")[: len(item.models)]
+        return {
+            "index": item.index, "id": item.item["id"], "task": item.item.get("task"), "prompt": item.item.get("prompt"),
+            "reference": item.item.get("answer"), "image_url": f"/image/{item.index}", "frame": item.item.get("frame"),
+            "sides": [{"side": side, "name": None if self.mode == "annotate" else name,
+                       "prediction": prediction.get("prediction"),
+                       "steps": reasoning_steps(prediction.get("reasoning", ""))}
+                      for side, name, prediction in zip(sides, item.models, item.predictions)],
+        }
+
+    def image_path(self, item: ViewItem) -> Path | None:
+        path = item.image.resolve()
+        return path if any(path.is_relative_to(root) for root in self.roots) and path.is_file() else None
+
+    def _handler(self):
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep annotators' traffic out of the console
+                pass
+
+            def reply(self, status: int, payload=None, body: bytes | None = None, content_type="application/json"):
+                data = body if body is not None else json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                self.wfile.write(data)
+
+            def who(self, query) -> tuple[str, str] | None:
+                header = self.headers.get("Authorization", "")
+                token = header[7:] if header.startswith("Bearer ") else (query.get("token") or [""])[0]
+                for known, identity in server.tokens.items():
+                    if token and hmac.compare_digest(token, known):
+                        return identity
+                return None
+
+            def item_at(self, text: str) -> ViewItem | None:
+                if not re.fullmatch(r"\d{1,7}", text):
+                    return None
+                index = int(text)
+                return server.items[index] if index < len(server.items) else None
+
+            def do_GET(self):
+                url = urlparse(self.path)
+                query, parts = parse_qs(url.query), url.path.strip("/").split("/")
+                if url.path in ("/", "/index.html"):
+                    return self.reply(200, body=(STATIC / "index.html").read_bytes(), content_type="text/html; charset=utf-8")
+                identity = self.who(query)
+                if identity is None:
+                    return self.reply(401, {"error": "a valid annotator token is required"})
+                if parts == ["api", "me"]:
+                    return self.reply(200, {"annotator": identity[0], "group": identity[1], "mode": server.mode})
+                if parts == ["api", "items"]:
+                    return self.reply(200, {"items": [{"index": i.index, "id": i.item["id"]} for i in server.items]})
+                if parts == ["api", "results"]:
+                    return self.reply(200, table2(server.store.all_rows()))
+                if len(parts) == 3 and parts[:2] == ["api", "item"] and (item := self.item_at(parts[2])):
+                    return self.reply(200, server.item_payload(item))
+                if len(parts) == 3 and parts[:2] == ["api", "labels"] and (item := self.item_at(parts[2])):
+                    return self.reply(200, {"labels": server.store.labels_of(identity[0], item.item["id"])})
+                if len(parts) == 2 and parts[0] == "image" and (item := self.item_at(parts[1])):
+                    path = server.image_path(item)
+                    if path is None:
+                        return self.reply(403, {"error": "image outside the configured image folders"})
+                    return self.reply(200, body=path.read_bytes(), content_type="image/jpeg")
+                return self.reply(404, {"error": "not found"})
+
+            def do_POST(self):
+                url = urlparse(self.path)
+                parts = url.path.strip("/").split("/")
+                identity = self.who(parse_qs(url.query))
+                if identity is None:
+                    return self.reply(401, {"error": "a valid annotator token is required"})
+                if not (len(parts) == 3 and parts[:2] == ["api", "labels"] and (item := self.item_at(parts[2]))):
+                    return self.reply(404, {"error": "not found"})
+                length = int(self.headers.get("Content-Length") or 0)
+                if length > 1_000_000:
+                    return self.reply(413, {"error": "request too large"})
+                try:
+                    body = json.loads(self.rfile.read(length) or b"{}")
+                    sides = {side: i for i, side in enumerate(("left", "right")[: len(item.models)])}
+                    labels = validate_labels(body.get("labels"), item, sides)
+                except (json.JSONDecodeError, AttributeError, BadLabels) as error:
+                    return self.reply(400, {"error": str(error)})
+                saved = server.store.save(identity[0], identity[1], item.item["id"], labels)
+                return self.reply(200, {"saved": saved})
+
+        return Handler
+
+    def start(self) -> "ViewerServer":
+        self.thread.start()
+        return self
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def start_server(config: dict) -> ViewerServer:
+    """Start serving in a background thread; ``.url`` says where, ``.close()`` stops it."""
+    return ViewerServer(config).start()
