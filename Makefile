@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 OFFLINE_ENV := WANDB_MODE=offline HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 OFFLINE_PY := $(OFFLINE_ENV) $(PY)
 
-.PHONY: help setup browsers test demo train-all check-recipes data stage1 cold-start stage2 stage3 merge eval arena viewer \
+.PHONY: help setup system-deps test demo train-all check-recipes data stage1 cold-start stage2 stage3 merge eval arena viewer \
 	ray-head ray-worker bench-rewards bench-nlg bench-arena lock check-gpu-env clean-venv
 
 help:  ## List the targets.
@@ -34,15 +34,17 @@ $(SETUP_STAMP): requirements/cpu.lock pyproject.toml
 	$(PY) -m pip check
 	touch $@
 
-# The viewer's end-to-end test drives a real headless Chromium: Debian's packages (browsers cannot
-# be downloaded by a test tool here). Installed once when missing (needs root, as on CI machines).
-browsers:  ## Install Debian's chromium and chromium-driver when missing.
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
-	  echo "installing Debian's chromium and chromium-driver for the viewer's end-to-end test"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver \
-	  || { echo "make browsers: could not install chromium (needs root and Debian's apt)" >&2; exit 1; }; }
+# System packages the tests need, from Debian (installed once when missing; needs root, as on CI
+# machines): a Java runtime for the report metrics (PTB tokenizer, METEOR) and chromium +
+# chromium-driver for the viewer's end-to-end test (test tools cannot download browsers here).
+system-deps:  ## Install Java, chromium and chromium-driver from Debian when missing.
+	@command -v java >/dev/null && command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  echo "installing Debian's default-jre-headless, chromium and chromium-driver for the tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless \
+	    chromium chromium-driver \
+	  || { echo "make system-deps: could not install them (needs root and Debian's apt)" >&2; exit 1; }; }
 
-test: setup browsers  ## Run the test suite in .venv.
+test: setup system-deps  ## Run the test suite in .venv.
 	$(OFFLINE_PY) -m pytest $(PYTEST_ARGS)
 
 DEMO_DIR ?= outputs/demo
