@@ -67,7 +67,7 @@ def load_candidates(data_dir: Path) -> list[Candidate]:
         except GroundTruthError as error:
             raise ValueError(f"{path}: candidate {row.get('sample_id')}: {error}") from None
         candidates.append(Candidate(row["sample_id"], row["prompt"].replace("<image>", "").strip(),
-                                    data_dir / row["images"][0], truth))
+                                    data_dir / row["images"][0], truth))  # an absolute path stays absolute
     return candidates
 
 
@@ -241,7 +241,8 @@ def synthesize(cfg: DictConfig) -> dict[str, Any]:
                         {"role": "user", "content": model_prompt(candidate, format_template)},
                         {"role": "assistant", "content": trace},
                     ],
-                    "images": [candidate.image.relative_to(data_dir).as_posix()],
+                    "images": [candidate.image.relative_to(data_dir).as_posix()
+                               if candidate.image.is_relative_to(data_dir) else str(candidate.image)],
                     "sample_id": candidate.sample_id,
                     "teacher": teacher_name,
                 })

@@ -119,12 +119,18 @@ class ChatEndpoint:
         check_endpoint_policy(config)
         from openai import OpenAI  # imported here: only runs that call an endpoint need it
 
+        from openai import DefaultHttpxClient
+
         self.config, self.cache = config, cache
+        # A local endpoint is reached directly: HTTP(S)_PROXY variables (common on clusters) would
+        # otherwise route images and reports through a proxy, off the machine.
+        http_client = DefaultHttpxClient(trust_env=False) if is_local(config.base_url) else None
         self.client = OpenAI(
             base_url=config.base_url,
             api_key=os.environ.get(config.api_key_env) or "EMPTY",  # local servers accept any key
             timeout=config.timeout_s,
             max_retries=config.max_retries,
+            http_client=http_client,
         )
         self.calls_made = 0  # requests sent (cache misses), for reports and tests
         self._count_lock = threading.Lock()

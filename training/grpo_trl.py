@@ -60,7 +60,7 @@ def load_dataset(config: dict[str, Any]):
     return dataset.cast_column("images", Sequence(ImageFeature()))
 
 
-def trl_arguments(config: dict[str, Any], output_dir: str, use_bf16: bool) -> dict[str, Any]:
+def trl_arguments(config: dict[str, Any], output_dir: str, use_bf16: bool, use_gpu: bool) -> dict[str, Any]:
     data, algorithm, trainer = config["data"], config.get("algorithm", {}), config.get("trainer", {})
     actor, rollout = config["worker"]["actor"], config["worker"]["rollout"]
     n, prompts_per_step = rollout.get("n", 5), actor.get("global_batch_size", 1)
@@ -86,7 +86,7 @@ def trl_arguments(config: dict[str, Any], output_dir: str, use_bf16: bool) -> di
         "save_strategy": "no",
         "report_to": loggers,
         "bf16": use_bf16,
-        "use_cpu": not use_bf16,
+        "use_cpu": not use_gpu,
         "seed": data.get("seed", 1),
         "remove_unused_columns": False,
     }
@@ -108,11 +108,12 @@ def train(config_path: Path, output_dir: Path) -> dict[str, Any]:
         ground_truth_column="answer",
         **(reward.get("reward_function_kwargs") or {}),
     )
-    use_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    use_gpu = torch.cuda.is_available()
+    use_bf16 = use_gpu and torch.cuda.is_bf16_supported()  # fp32 on GPUs without bf16 (fp16 is unstable for RL)
     processor = AutoProcessor.from_pretrained(model_path)
     model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=torch.bfloat16 if use_bf16 else torch.float32)
     suppressed = [i for i in processor.tokenizer.convert_tokens_to_ids(list(VISION_TOKENS)) if i is not None]
-    arguments = GRPOConfig(**trl_arguments(config, str(output_dir), use_bf16),
+    arguments = GRPOConfig(**trl_arguments(config, str(output_dir), use_bf16, use_gpu),
                            generation_kwargs={"suppress_tokens": suppressed})
     trainer = GRPOTrainer(model=model, reward_funcs=[reward_function], args=arguments,
                           train_dataset=load_dataset(config), processing_class=processor)

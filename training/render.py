@@ -45,7 +45,7 @@ def render_sft(cfg: DictConfig, stage: str) -> dict[str, Any]:
     recipe = load_recipe(cfg.recipes[stage])
     base = absolute(cfg.base_model) if cfg.get("tiny_model") else model_reference(cfg.base_model)
     recipe.update({
-        "model_name_or_path": base if stage == "stage1" else str(run_path(cfg, "stage1")),
+        "model_name_or_path": base if stage == "stage1" else absolute(cfg.handover.stage1_dir),
         "dataset": SFT_DATASETS[stage],
         "dataset_dir": absolute(cfg.data_dir),
         "output_dir": str(run_path(cfg, stage)),
@@ -71,7 +71,7 @@ def render_grpo(cfg: DictConfig) -> dict[str, Any]:
             "min_pixels": cfg.frame.min_pixels,
         },
         "worker": {
-            "actor": {"model": {"model_path": str(run_path(cfg, "stage2"))}},
+            "actor": {"model": {"model_path": absolute(cfg.handover.stage2_dir)}},
             "reward": {
                 "reward_function": absolute(recipe.worker.reward.reward_function.split(":")[0])
                 + ":" + recipe.worker.reward.reward_function.split(":")[1],

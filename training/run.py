@@ -64,7 +64,7 @@ def run_logged(stage: str, command: list[str], cfg: DictConfig, env: dict[str, s
 def check_all(cfg: DictConfig) -> dict[str, list[str]]:
     """Render and validate every trainer config of the run."""
     problems = {}
-    produced = {str(run_path(cfg, "stage1"))}
+    produced = {str(run_path(cfg, "stage1"))}  # stage 2's start, unless handed over from elsewhere
     if cfg.get("tiny_model"):  # the model stage builds it
         produced.add(absolute(cfg.base_model))
     for stage in ("stage1", "stage2"):
@@ -72,6 +72,11 @@ def check_all(cfg: DictConfig) -> dict[str, list[str]]:
         problems[stage] = check.sft_problems(config, cfg.frame, produced_by_earlier_stage=produced)
     config, _ = render(cfg, "stage3")
     problems["stage3"] = check.easyr1_problems(config, cfg.frame) + check.easyr1_native_problems(config)
+    produced.add(str(run_path(cfg, "stage2")))
+    start = config["worker"]["actor"]["model"]["model_path"]
+    if not Path(start).exists() and start not in produced:
+        problems["stage3"].append(f"worker.actor.model.model_path {start} does not exist and no stage of this run "
+                                  "writes it (handover.stage2_dir)")
     return problems
 
 
@@ -223,6 +228,8 @@ def run(cfg: DictConfig) -> None:
             say(f"{stage}: already complete ({marker(cfg, stage)}); force=true reruns it")
             continue
         say(f"{stage}: starting")
+        for later in STAGES[STAGES.index(stage) + 1 :]:  # their outputs came from the old version of this stage
+            marker(cfg, later).unlink(missing_ok=True)
         result = RUNNERS[stage](cfg)
         mark_complete(cfg, stage, {"stage": stage, "result": result if isinstance(result, dict) else None})
         say(f"{stage}: done")

@@ -1,7 +1,8 @@
 """Bradley-Terry scores from battles, weighted by inverse propensity (paper eq. 8), with intervals.
 
-Battle t compares models i_t and j_t with outcome h_t in {0, 0.5, 1} (1: i_t's report is better,
-0.5: tie, counted as half a win each way) and weight w_t = 1 / P(A_t), the inverse of the
+Battle t compares models i_t and j_t with outcome h_t in [0, 1] (1: i_t's report is better, 0.5: a
+tie, counted as half a win each way; Report Arena averages the two presentation orders of one
+drawn pair into one battle, so the battles are independent draws) and weight w_t = 1 / P(A_t), the inverse of the
 probability with which the pair was sampled. The fit minimises sum_t w_t * CE(h_t, sigmoid(xi_i -
 xi_j)) (written here: a dozen lines of numpy/scipy; no library fits weighted, tie-aware BT with
 sandwich errors) with the scores centred (sum zero: BT is shift invariant). Intervals:

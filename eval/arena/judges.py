@@ -39,13 +39,17 @@ class Battle:
 
 
 def parse_verdict(reply: str | None) -> str:
-    if not reply:
+    """A, B or tie from the judge's first line: a reply that is just a letter, a leading capital
+    A or B, or the word TIE; anything else (including "a tie" read as A) is unparseable or a tie."""
+    if not reply or not reply.strip():
         return "unparseable"
-    words = re.findall(r"[A-Za-z]+", reply.strip().splitlines()[0] if reply.strip() else "")
-    first = words[0].upper() if words else ""
-    if first in ("A", "B"):
-        return first
-    if first in ("TIE", "EQUAL", "SAME"):
+    line = reply.strip().splitlines()[0]
+    words = re.findall(r"[A-Za-z]+", line)
+    if len(words) == 1 and words[0].upper() in ("A", "B"):
+        return words[0].upper()
+    if words and words[0] in ("A", "B"):  # case-sensitive: the article "a" is not a verdict
+        return words[0]
+    if any(word.upper() in ("TIE", "EQUAL") for word in words):
         return "tie"
     return "unparseable"
 

@@ -48,6 +48,8 @@ def run_arena(args: argparse.Namespace) -> dict:
         raise SystemExit("Report Arena needs at least two models")
     items, rows = shared_items({name: args.model[name] for name in names})
     images = {}
+    if args.with_image and not args.items_file:
+        raise SystemExit("--with-image needs --items-file (the evaluation items say where each image is)")
     if args.items_file:
         for line in Path(args.items_file).read_text().splitlines():
             item = json.loads(line)
@@ -63,6 +65,7 @@ def run_arena(args: argparse.Namespace) -> dict:
 
     sampler = PairSampler(models, args.sampling, args.seed)
     item_rng = np.random.default_rng(args.seed + 1)
+    unused: dict[int, list[str]] = {}  # per pair, items not yet judged for it (drawn without replacement)
     log, first, second, outcome, propensity = [], [], [], [], []
     judged = 0
     while judged < args.budget:
@@ -70,22 +73,31 @@ def run_arena(args: argparse.Namespace) -> dict:
         battles, meta = [], []
         for pair, p in drawn:
             i, j = sampler.pairs[pair]
-            item = items[int(item_rng.integers(len(items)))]
+            if not unused.get(pair):
+                unused[pair] = [items[k] for k in item_rng.permutation(len(items))]
+            item = unused[pair].pop()
             reference = rows[names[i]][item]["reference"]
             reference = reference if isinstance(reference, str) else " ".join(reference)
             task = rows[names[i]][item]["task"]
             for a, b in ((i, j), (j, i)):
                 battles.append(Battle(item, task, rows[names[a]][item]["prediction"], rows[names[b]][item]["prediction"],
                                       reference, images.get(item)))
-                meta.append((pair, p, a, b))
-        for (pair, p, a, b), battle, verdict in zip(meta, battles, judge.judge(battles)):
-            log.append({"item": battle.item, "A": names[a], "B": names[b], "verdict": verdict, "propensity": p})
-            if verdict == "unparseable":
+            meta.append((pair, p, i, j))
+        verdicts = judge.judge(battles)
+        for index, (pair, p, i, j) in enumerate(meta):
+            # The two orders of one drawn pair are one observation: averaged, i's share of the win.
+            shares = []
+            for (a, b), verdict, battle in zip(((i, j), (j, i)), verdicts[2 * index : 2 * index + 2],
+                                               battles[2 * index : 2 * index + 2]):
+                log.append({"item": battle.item, "A": names[a], "B": names[b], "verdict": verdict, "propensity": p})
+                if verdict != "unparseable":
+                    score_a = {"A": 1.0, "B": 0.0, "tie": 0.5}[verdict]
+                    shares.append(score_a if a == i else 1 - score_a)
+            if not shares:
                 continue
-            score_a = {"A": 1.0, "B": 0.0, "tie": 0.5}[verdict]
-            first.append(a), second.append(b), outcome.append(score_a), propensity.append(p)
-            i, _ = sampler.pairs[pair]
-            sampler.update(pair, score_a if a == i else 1 - score_a, p)
+            share = sum(shares) / len(shares)
+            first.append(i), second.append(j), outcome.append(share), propensity.append(p)
+            sampler.update(pair, share, p)
         judged += len(drawn)
 
     battles = Battles(np.array(first), np.array(second), np.array(outcome), np.array(propensity))
@@ -98,7 +110,7 @@ def run_arena(args: argparse.Namespace) -> dict:
 
     counts = np.zeros((models, models), dtype=int)
     wins = np.zeros((models, models))
-    for a, b, h in zip(first, second, outcome):
+    for a, b, h in zip(first, second, outcome):  # one entry per drawn pair (both orders averaged)
         counts[a, b] += 1
         counts[b, a] += 1
         wins[a, b] += h

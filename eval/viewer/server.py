@@ -52,14 +52,14 @@ def validate_labels(labels, item: ViewItem, sides: dict[str, int]) -> list[dict]
             raise BadLabels("each label must be an object")
         target, step, dimension, value = (label.get(k) for k in ("target", "step", "dimension", "value"))
         if dimension in PREFERENCE:
-            if target != "pair" or value not in sides:
+            if target != "pair" or not isinstance(value, str) or value not in sides:
                 raise BadLabels(f"{dimension} needs target 'pair' and a value among {sorted(sides)}")
             model = item.models[sides[value]]
         elif dimension in BINARY:
-            if target not in sides or value not in (0, 1):
+            if target not in sides or type(value) is not int or value not in (0, 1):  # not True/False/1.0
                 raise BadLabels(f"{dimension} needs target among {sorted(sides)} and value 0 or 1")
             steps = len(reasoning_steps(item.predictions[sides[target]].get("reasoning", "")))
-            if dimension in PER_STEP and not (isinstance(step, int) and 0 <= step < steps):
+            if dimension in PER_STEP and not (type(step) is int and 0 <= step < steps):
                 raise BadLabels(f"{dimension} needs a step in 0..{steps - 1}")
             if dimension not in PER_STEP:
                 step = None
@@ -143,6 +143,9 @@ class ViewerServer:
                 if parts == ["api", "items"]:
                     return self.reply(200, {"items": [{"index": i.index, "id": i.item["id"]} for i in server.items]})
                 if parts == ["api", "results"]:
+                    if server.mode == "annotate":  # results would reveal the blinded sides and others' labels
+                        return self.reply(403, {"error": "results are not served while annotating; run "
+                                                         "`python -m eval.viewer results` offline"})
                     return self.reply(200, table2(server.store.all_rows()))
                 if len(parts) == 3 and parts[:2] == ["api", "item"] and (item := self.item_at(parts[2])):
                     return self.reply(200, server.item_payload(item))

@@ -197,3 +197,14 @@ def test_trace_rules():
     report = GroundTruth("open_ended", "Small left pleural effusion. No pneumothorax.", Frame(448, 448))
     trace = offline_trace(Candidate("s1", "Describe the findings.", Path("unused.jpg"), report))
     assert trace_problem(trace, report, rules) is None
+
+
+def test_originals_kept_in_place_still_give_traces(releases, make_config, tmp_path):
+    from data_prep.build import build
+
+    data = tmp_path / "data"
+    build(make_config(releases[0], data, "images.resize=false"))
+    report = synthesize(config(data, "http://127.0.0.1:9/v1", **{"teacher.kind": "offline"}))
+    rows = [json.loads(line) for line in (data / "cold_start" / "train.jsonl").read_text().splitlines()]
+    assert report["kept"] == len(rows) > 0
+    assert all(Path(row["images"][0]).is_absolute() and Path(row["images"][0]).is_file() for row in rows)

@@ -67,6 +67,7 @@ def test_ranks_respect_overlapping_intervals():
 
 
 @pytest.mark.parametrize("reply, verdict", [("A", "A"), ("b.", "B"), ("TIE", "tie"), ("Report A", "unparseable"),
+                                            ("a tie", "tie"), ("a better report is B", "unparseable"),
                                             ("", "unparseable"), (None, "unparseable"), ("**A**\nbecause", "A")])
 def test_verdict_parsing(reply, verdict):
     assert parse_verdict(reply) == verdict
@@ -134,3 +135,24 @@ def test_remote_judges_are_refused_without_opt_in(tmp_path):
     with pytest.raises(RemoteEndpointRefused):
         arena_main([f"--model={n}={p}" for n, p in paths.items()] + [
             "--base-url", "https://api.example.com/v1", "--out", str(tmp_path / "out")])
+
+
+def test_with_image_needs_the_items_file(tmp_path):
+    paths = write_models(tmp_path)
+    with pytest.raises(SystemExit, match="--items-file"):
+        arena_main([f"--model={n}={p}" for n, p in paths.items()] + ["--judge", "reference", "--with-image",
+                                                                      "--out", str(tmp_path / "out")])
+
+
+def test_local_endpoints_ignore_proxy_variables(tmp_path, monkeypatch):
+    from data_prep.endpoint import CallCache, ChatEndpoint, EndpointConfig
+
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    server = FakeChatServer(lambda prompt, attempt: (200, completion("A"), 0, {}))
+    try:
+        endpoint = ChatEndpoint(EndpointConfig(base_url=server.url, max_retries=0, timeout_s=5), CallCache(tmp_path))
+        result = endpoint.complete([{"role": "user", "content": [{"type": "text", "text": "hi"}]}])
+    finally:
+        server.close()
+    assert result.content == "A" and len(server.requests) == 1

@@ -104,6 +104,9 @@ def test_annotators_see_and_edit_only_their_own_labels(server):
 
 
 @pytest.mark.parametrize("label", [
+    {"target": "left", "step": 0, "dimension": "relevance", "value": True},
+    {"target": "left", "step": 0, "dimension": "relevance", "value": 1.0},
+    {"target": "left", "step": True, "dimension": "relevance", "value": 1},
     {"target": "left", "step": 9, "dimension": "relevance", "value": 1},
     {"target": "left", "step": 0, "dimension": "relevance", "value": 2},
     {"target": "middle", "step": None, "dimension": "completeness", "value": 1},
@@ -181,3 +184,9 @@ def test_static_export_draws_boxes_where_the_reasoning_puts_them(tmp_path):
         assert sheet.getpixel((360, 60)) == COLOURS[0]  # top edge of step 1's box [300, 60, 420, 380]
         assert sheet.getpixel((150, 290)) == COLOURS[1]  # left edge of step 2's box
         assert sheet.getpixel((200, 100)) == (90, 90, 90)  # inside: the image itself
+
+
+def test_results_are_not_served_while_annotating(server):
+    call(f"{server.url}/api/labels/0", "tok-alice", {"labels": full_labels()})
+    status, reply = call(f"{server.url}/api/results", "tok-bob")
+    assert status == 403 and "eval.viewer results" in reply["error"]
