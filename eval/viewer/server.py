@@ -28,6 +28,11 @@ from eval.viewer.store import BINARY, PER_STEP, PREFERENCE, LabelStore
 STATIC = Path(__file__).resolve().parent / "static"
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # the default backlog (5) resets connections when annotators burst
+
+
 class BadLabels(ValueError):
     pass
 
@@ -81,7 +86,7 @@ class ViewerServer:
         self.tokens = annotator_tokens(config.get("annotators", {}))
         self.store = LabelStore(Path(config["database"]))
         handler = self._handler()
-        self.httpd = ThreadingHTTPServer((config.get("host", "127.0.0.1"), int(config.get("port", 8765))), handler)
+        self.httpd = _Server((config.get("host", "127.0.0.1"), int(config.get("port", 8765))), handler)
         self.url = f"http://{self.httpd.server_address[0]}:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
