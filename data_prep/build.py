@@ -39,6 +39,7 @@ from data_prep.writers import (
 )
 from rewards.frame import Frame, scale_box_to_frame
 from rewards.ground_truth import encode_ground_truth
+from rewards.normalize import written_answer
 
 log = logging.getLogger("data_prep.build")
 RECIPES = Path(__file__).resolve().parents[1] / "recipes" / "data"
@@ -203,12 +204,6 @@ class Converter:
     def box_text(boxes: list[tuple[float, ...]]) -> str:
         return ", ".join("[" + ", ".join(str(int(round(v))) for v in box) + "]" for box in boxes)
 
-    @staticmethod
-    def answer_text(sample: Sample) -> str:
-        if isinstance(sample.answer, tuple):
-            return ", ".join(sample.answer) if sample.answer else "none"
-        return sample.answer
-
     def prompt(self, task: str, sample: Sample) -> str:
         if task in ("findings", "impression"):
             return self.prompts[task]
@@ -226,7 +221,7 @@ class Converter:
         if task == "grounding_phrase_to_box":
             answer = self.box_text(self.boxes_in_frame(sample))
         else:
-            answer = self.answer_text(sample)
+            answer = written_answer(sample.answer)
         return sharegpt_row(self.prompt(task, sample), answer, [self.image_path(sample)])
 
     def ground_truth(self, task: str, sample: Sample) -> str:

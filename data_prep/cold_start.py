@@ -34,6 +34,7 @@ from data_prep.writers import dataset_info_entry, update_dataset_info, write_jso
 from rewards.boxes import BoxVerdict, judge_box, parse_boxes
 from rewards.components import closed_answer_score, multi_object_f1, open_ended_overlap
 from rewards.ground_truth import GroundTruth, GroundTruthError, parse_ground_truth
+from rewards.normalize import written_answer
 from rewards.response import first_reasoning, format_problem, last_boxed
 
 log = logging.getLogger("data_prep.cold_start")
@@ -51,9 +52,7 @@ class Candidate:
 
     @property
     def answer_text(self) -> str:
-        if isinstance(self.truth.answer, tuple):
-            return ", ".join(self.truth.answer) if self.truth.answer else "none"
-        return self.truth.answer
+        return written_answer(self.truth.answer)
 
 
 def load_candidates(data_dir: Path) -> list[Candidate]:

@@ -55,12 +55,12 @@ def vqa_samples(root: Path, index: MimicIndex, answer_kinds: dict[str, str], ski
                     task="vqa",
                     subtype=question_type,
                     split=image.split,
-                    subject=f"mimic:{image.subject_id}",
+                    subject=image.subject,
                     image=image.path,
                     answer=tuple(a.strip() for a in answer.split(",") if a.strip()) if kind == "multi_object" else answer,
                     answer_kind=kind,
                     question=" ".join(question.split()),
-                    image_size=(image.width, image.height) if image.width and image.height else None,
+                    image_size=image.size,
                 )
             )
     return samples

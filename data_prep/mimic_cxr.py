@@ -43,6 +43,16 @@ class MimicImage:
     root: Path
 
     @property
+    def subject(self) -> str:
+        """The patient, as the leakage check names it."""
+        return f"mimic:{self.subject_id}"
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        """(width, height) from the metadata, when it states both."""
+        return (self.width, self.height) if self.width and self.height else None
+
+    @property
     def path(self) -> Path:
         subject = self.subject_id
         return self.root / "files" / f"p{subject[:2]}" / f"p{subject}" / f"s{self.study_id}" / f"{self.dicom_id}.jpg"
@@ -174,9 +184,9 @@ def report_samples(index: MimicIndex, placeholder: str, skips: SkipLog) -> list[
         image = index.images[dicom]
         common = {
             "split": image.split,
-            "subject": f"mimic:{image.subject_id}",
+            "subject": image.subject,
             "image": image.path,
-            "image_size": (image.width, image.height) if image.width and image.height else None,
+            "image_size": image.size,
         }
         samples += section_samples(SOURCE, f"s{study}", sections, common, placeholder, skips)
     return samples

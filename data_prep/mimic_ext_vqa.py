@@ -70,10 +70,10 @@ def _sample(
         task="vqa",
         subtype=content_type,
         split=image.split,
-        subject=f"mimic:{image.subject_id}",
+        subject=image.subject,
         image=image.path,
         answer=answer[0] if kind == "closed" else tuple(answer),
         answer_kind=kind,
         question=" ".join(question.split()),
-        image_size=(image.width, image.height) if image.width and image.height else None,
+        image_size=image.size,
     )

@@ -83,7 +83,7 @@ def grounding_samples(root: Path, index: MimicIndex, skips: SkipLog) -> list[Sam
         if not width or not height:
             skips.skip(SOURCE, "image_size_unknown", item)
             continue
-        if image.width and image.height and (width, height) != (image.width, image.height):
+        if image.size and (width, height) != image.size:
             skips.skip(SOURCE, "image_size_disagrees_with_mimic", item, f"{width}x{height} vs {image.width}x{image.height}")
             continue
         x1, y1, x2, y2 = box
@@ -103,7 +103,7 @@ def grounding_samples(root: Path, index: MimicIndex, skips: SkipLog) -> list[Sam
                 task="grounding",
                 subtype=category,
                 split=image.split,
-                subject=f"mimic:{image.subject_id}",
+                subject=image.subject,
                 image=image.path,
                 answer=phrase,
                 answer_kind="open_ended",

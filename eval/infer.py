@@ -22,9 +22,9 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from eval.predictions import PredictionWriter, extract_answer, read_finished
+from rewards.frame import VISION_TOKENS
 
 ROOT = Path(__file__).resolve().parents[1]
-VISION_TOKENS = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>")
 
 
 def load_items(path: Path, limit: int | None) -> list[dict[str, Any]]:

@@ -13,6 +13,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+# Qwen2.5-VL's vision special tokens: a model must never generate them (a random one can, which
+# breaks its image-token bookkeeping), so generation suppresses them.
+VISION_TOKENS = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>")
 # Qwen2.5-VL: 14-pixel patches merged 2x2, so one visual token per 28x28 pixels.
 PATCH_FACTOR = 28
 # The Qwen2.5-VL image processor's own limits (preprocessor_config.json of the released models).

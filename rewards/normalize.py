@@ -39,6 +39,14 @@ def normalize_answer(text: str) -> str:
     return text
 
 
+def written_answer(answer: str | list[str] | tuple[str, ...]) -> str:
+    """An answer as a model should write it: a list as its items joined by ", ", the empty list as "none"
+    (both read back by ``answer_items``)."""
+    if isinstance(answer, str):
+        return answer
+    return ", ".join(answer) if answer else "none"
+
+
 def answer_items(answer: str | list[str]) -> frozenset[str]:
     """The set of normalised items of a list answer (a written list, or a list of strings).
 

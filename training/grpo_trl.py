@@ -17,9 +17,8 @@ EasyR1 config and maps it onto TRL:
 | trainer.total_epochs / max_steps / logger         | num_train_epochs / max_steps / report_to        |
 | worker.reward.reward_function (+ kwargs)          | the same function, through rewards.trl_adapter  |
 
-Vision special tokens are suppressed during generation (a model must never write them; a random
-one can, which breaks Qwen2.5-VL's image-token bookkeeping). Weights are saved in Hugging Face
-format to the output folder.
+Vision special tokens (``rewards.frame.VISION_TOKENS``) are suppressed during generation. Weights
+are saved in Hugging Face format to the output folder.
 
     python -m training.grpo_trl <run_dir>/configs/stage3.yaml <run_dir>/stage3
 """
@@ -33,7 +32,8 @@ from typing import Any
 import jinja2
 from omegaconf import OmegaConf
 
-VISION_TOKENS = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>")
+from rewards.frame import VISION_TOKENS
+
 
 
 def load_dataset(config: dict[str, Any]):

@@ -156,28 +156,34 @@ def stage_grpo(cfg: DictConfig) -> None:
         raise StageFailed(f"grpo_backend must be 'easyr1' or 'trl', got {cfg.grpo_backend!r}")
 
 
+def latest_checkpoint(cfg: DictConfig) -> Path | None:
+    """EasyR1's newest ``global_step_N`` folder of this run's GRPO stage."""
+    steps = sorted(run_path(cfg, "stage3").glob("global_step_*"), key=lambda p: int(p.name.rsplit("_", 1)[1]))
+    return steps[-1] if steps else None
+
+
 def stage_merge(cfg: DictConfig) -> None:
     if cfg.grpo_backend == "trl":
         say("merge: the TRL backend saves Hugging Face weights directly; nothing to merge")
         return
-    steps = sorted(run_path(cfg, "stage3").glob("global_step_*"), key=lambda p: int(p.name.rsplit("_", 1)[1]))
-    if not steps:
+    latest = latest_checkpoint(cfg)
+    if latest is None:
         raise StageFailed(f"merge: no global_step_* checkpoint under {run_path(cfg, 'stage3')}")
     easyr1_dir = cfg.launch.easyr1_dir
     merger = Path(easyr1_dir) / "scripts" / "model_merger.py" if easyr1_dir else None
     if merger is None or not merger.exists():
         raise StageFailed("merge needs EasyR1's scripts/model_merger.py: set launch.easyr1_dir=<EasyR1 checkout>")
-    run_logged("merge", [sys.executable, str(merger), "--local_dir", str(steps[-1] / "actor")], cfg)
+    run_logged("merge", [sys.executable, str(merger), "--local_dir", str(latest / "actor")], cfg)
 
 
 def final_model(cfg: DictConfig) -> Path:
     """The GRPO stage's Hugging Face weights: TRL saves them directly, EasyR1's merger next to the actor."""
     if cfg.grpo_backend == "trl":
         return run_path(cfg, "stage3")
-    steps = sorted(run_path(cfg, "stage3").glob("global_step_*"), key=lambda p: int(p.name.rsplit("_", 1)[1]))
-    if not steps or not (steps[-1] / "actor" / "huggingface").exists():
+    latest = latest_checkpoint(cfg)
+    if latest is None or not (latest / "actor" / "huggingface").exists():
         raise StageFailed("eval: no merged GRPO model (run the merge stage first)")
-    return steps[-1] / "actor" / "huggingface"
+    return latest / "actor" / "huggingface"
 
 
 def stage_eval(cfg: DictConfig) -> dict:

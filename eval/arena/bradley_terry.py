@@ -47,12 +47,18 @@ def _loss_and_gradient(free: np.ndarray, battles: Battles, weights: np.ndarray, 
     return loss, gradient[:-1] - gradient[-1]
 
 
-def fit(battles: Battles, models: int, weighted: bool = True, clip: float | None = None) -> np.ndarray:
-    """Centred BT scores; ``weighted``: inverse-propensity weights (eq. 8), optionally clipped at ``clip``."""
+def battle_weights(battles: Battles, weighted: bool, clip: float | None) -> np.ndarray:
+    """Inverse-propensity weights (eq. 8), optionally clipped at ``clip``, scaled to mean 1 (only
+    their ratios matter); all ones when unweighted."""
     weights = 1.0 / battles.propensity if weighted else np.ones(len(battles))
     if clip is not None:
         weights = np.minimum(weights, clip)
-    weights = weights / weights.mean()  # scale-free: only the relative weights matter
+    return weights / weights.mean()
+
+
+def fit(battles: Battles, models: int, weighted: bool = True, clip: float | None = None) -> np.ndarray:
+    """Centred BT scores; ``weighted``: inverse-propensity weights (eq. 8), optionally clipped at ``clip``."""
+    weights = battle_weights(battles, weighted, clip)
     result = minimize(_loss_and_gradient, np.zeros(models - 1), args=(battles, weights, models), jac=True,
                       method="L-BFGS-B")
     return np.append(result.x, -result.x.sum())
@@ -62,10 +68,7 @@ def sandwich_intervals(scores: np.ndarray, battles: Battles, weighted: bool = Tr
                        z: float = 1.959964) -> np.ndarray:
     """``[models, 2]`` Huber-White 95% intervals around ``scores`` (centred parametrisation)."""
     models = len(scores)
-    weights = 1.0 / battles.propensity if weighted else np.ones(len(battles))
-    if clip is not None:
-        weights = np.minimum(weights, clip)
-    weights = weights / weights.mean()
+    weights = battle_weights(battles, weighted, clip)
     design = np.zeros((len(battles), models))
     rows = np.arange(len(battles))
     design[rows, battles.first] += 1

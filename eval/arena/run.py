@@ -26,6 +26,7 @@ from eval.arena.bradley_terry import Battles, bootstrap_intervals, elo, fit, nor
 from eval.arena.judges import VERDICTS, Battle, EndpointJudge, ReferenceJudge
 from eval.arena.sampling import STRATEGIES, PairSampler
 from eval.predictions import load_predictions
+from eval.report import write_table
 
 REPORT_TASKS = ("findings", "impression")
 
@@ -159,17 +160,9 @@ def write_matrix(path: Path, names: list[str], matrix: list[list]) -> None:
 def write_ranking(path: Path, table: list[dict]) -> None:
     write_json(path.with_suffix(".json"), table)
     header = ["rank", "model", "score", "normalised", "Elo", "95% CI (bootstrap)", "battles"]
-    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(header)
-    for row in table:
-        cells = [row["rank"], row["model"], f"{row['score']:.3f}", f"{row['score_normalised']:.3f}", f"{row['elo']:.0f}",
-                 f"[{row['ci95_bootstrap'][0]:.3f}, {row['ci95_bootstrap'][1]:.3f}]", row["battles"]]
-        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-        writer.writerow(cells)
-    atomic_write_bytes(path.with_suffix(".md"), ("\n".join(lines) + "\n").encode())
-    atomic_write_bytes(path.with_suffix(".csv"), buffer.getvalue().encode())
+    rows = [[str(row["rank"]), row["model"], f"{row['score']:.3f}", f"{row['score_normalised']:.3f}", f"{row['elo']:.0f}",
+             f"[{row['ci95_bootstrap'][0]:.3f}, {row['ci95_bootstrap'][1]:.3f}]", str(row["battles"])] for row in table]
+    write_table(path, header, rows)
 
 
 def heatmap(path: Path, names: list[str], matrix: np.ndarray, title: str, fmt: str) -> None:
