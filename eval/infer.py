@@ -1,12 +1,14 @@
 """Run a model over XrayBench (or any evaluation set in data_prep's test schema) into a predictions file.
 
-Backends: Hugging Face transformers (CPU or one GPU; the demo and tests use it with the tiny model)
-and vLLM's offline engine (GPUs, tensor parallel). Each item's prompt is its task prompt with, by
+Backends: Hugging Face transformers (CPU or one GPU; the demo and tests use it with the tiny model),
+vLLM's offline engine (GPUs, tensor parallel), and any model served behind an OpenAI-compatible
+endpoint (``backend=endpoint``: vLLM, SGLang, TGI; ``eval.endpoint_backend``), which the paper's
+baselines use through their cards (``recipes/eval/models``, ``eval.model_cards``). Each item's prompt is its task prompt with, by
 default, the paper's reasoning-format prompt appended (``reasoning_format``), exactly as in GRPO.
 Predictions are appended as they are generated (``eval.predictions``); a rerun skips finished
 items, and a run killed at any point resumes with no duplicate and no lost item.
 
-    python -m eval.infer model=... items_file=.../test/xraybench.jsonl out=.../predictions.jsonl [backend=vllm]
+    python -m eval.infer model=... items_file=.../test/xraybench.jsonl out=.../predictions.jsonl [backend=vllm|endpoint]
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import jinja2
 from omegaconf import DictConfig
 from tqdm import tqdm
 
+from eval.model_cards import output_parser
 from eval.predictions import PredictionWriter, extract_answer, read_finished
 from rewards.frame import VISION_TOKENS
 
@@ -37,7 +40,7 @@ def user_text(item: dict[str, Any], template: jinja2.Template | None) -> str:
     return template.render(content=prompt).strip() if template is not None else prompt
 
 
-def prediction_row(item: dict[str, Any], raw_output: str, model: str) -> dict[str, Any]:
+def prediction_row(item: dict[str, Any], raw_output: str, model: str, parse=None) -> dict[str, Any]:
     return {
         "id": item["id"],
         "dataset": item.get("source", item.get("dataset")),
@@ -45,7 +48,7 @@ def prediction_row(item: dict[str, Any], raw_output: str, model: str) -> dict[st
         "question_type": item.get("subtype"),
         "answer_kind": item.get("answer_kind"),
         "reference": item["answer"],
-        **extract_answer(raw_output),
+        **(parse(raw_output, item["task"]) if parse else extract_answer(raw_output)),
         "raw_output": raw_output,
         "model": model,
     }
@@ -129,24 +132,39 @@ def infer(cfg: DictConfig) -> dict[str, Any]:
     template = None
     if cfg.reasoning_format:
         template = jinja2.Template((ROOT / cfg.format_prompt).read_text(encoding="utf-8").strip())
-    generator = (VLLMGenerator(cfg.model, cfg.sampling, cfg.vllm) if cfg.backend == "vllm"
-                 else HFGenerator(cfg.model, cfg.sampling))
+    if cfg.backend == "endpoint":
+        from eval.endpoint_backend import EndpointGenerator
+
+        generator = EndpointGenerator(cfg, out)
+    else:
+        generator = (VLLMGenerator(cfg.model, cfg.sampling, cfg.vllm) if cfg.backend == "vllm"
+                     else HFGenerator(cfg.model, cfg.sampling))
+    load_image = getattr(generator, "image_input", lambda path: Image.open(path).convert("RGB"))
+    parse = output_parser(cfg.get("parsing"))
+    failed = 0
     writer = PredictionWriter(out)
     start = time.perf_counter()
     progress = tqdm(total=len(todo), desc="inference", unit="item")
     try:
         for begin in range(0, len(todo), cfg.batch_size):
             batch = todo[begin : begin + cfg.batch_size]
-            images = [Image.open(image_root / item["images"][0]).convert("RGB") for item in batch]
+            images = [load_image(image_root / item["images"][0]) for item in batch]
             outputs = generator.generate([user_text(item, template) for item in batch], images)
-            writer.write(prediction_row(item, output, str(cfg.model)) for item, output in zip(batch, outputs))
+            failed += sum(output is None for output in outputs)  # an endpoint call that failed: retried next run
+            writer.write(prediction_row(item, output, str(cfg.model), parse)
+                         for item, output in zip(batch, outputs) if output is not None)
             progress.update(len(batch))
     finally:
         writer.close()
         progress.close()
     seconds = time.perf_counter() - start
-    return {"items": len(items), "already_done": len(finished), "generated": len(todo), "seconds": round(seconds, 2),
-            "items_per_second": round(len(todo) / seconds, 3) if todo and seconds else None, "out": str(out)}
+    summary = {"items": len(items), "already_done": len(finished), "generated": len(todo) - failed,
+               "seconds": round(seconds, 2),
+               "items_per_second": round(len(todo) / seconds, 3) if todo and seconds else None, "out": str(out)}
+    if cfg.backend == "endpoint":
+        summary.update(failed=failed, requests_sent=generator.requests_sent,
+                       errors=sorted(set(generator.errors))[:5])
+    return summary
 
 
 def infer_data_parallel(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
@@ -197,7 +215,10 @@ def main(cfg: DictConfig) -> None:
         overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith(("data_parallel=", "shard"))]
         print(json.dumps(infer_data_parallel(cfg, overrides), indent=2))
     else:
-        print(json.dumps(infer(cfg), indent=2))
+        result = infer(cfg)
+        print(json.dumps(result, indent=2))
+        if result.get("failed"):
+            raise SystemExit(f"{result['failed']} items got no reply (errors above); rerun to retry only them")
 
 
 if __name__ == "__main__":

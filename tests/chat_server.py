@@ -12,10 +12,13 @@ class _Server(ThreadingHTTPServer):
 
 
 class FakeChatServer:
-    """Speaks POST /v1/chat/completions. ``behave(prompt_text, attempt) -> (status, body, delay_s, headers)``."""
+    """Speaks POST /v1/chat/completions. ``behave(prompt_text, attempt) -> (status, body, delay_s, headers)``;
+    ``prompt_text`` joins the text of every turn. ``bodies`` keeps each request's JSON; with ``models``
+    it also answers GET /v1/models with them (else 404, as servers without the route do)."""
 
-    def __init__(self, behave):
-        self.behave, self.requests, self.authorizations = behave, [], set()
+    def __init__(self, behave, models=None):
+        self.behave, self.requests, self.authorizations, self.bodies = behave, [], set(), []
+        self.models = models
         self.lock = threading.Lock()
         server = self
 
@@ -25,9 +28,12 @@ class FakeChatServer:
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                text = " ".join(part.get("text", "") for part in body["messages"][0]["content"] if isinstance(part, dict))
+                text = " ".join(part.get("text", "") if isinstance(part, dict) else part
+                                for message in body["messages"] for part in
+                                ([message["content"]] if isinstance(message["content"], str) else message["content"]))
                 with server.lock:
                     server.requests.append(text)
+                    server.bodies.append(body)
                     server.authorizations.add(self.headers.get("Authorization"))
                     attempt = sum(1 for seen in server.requests if seen == text)
                 status, reply, delay, headers = server.behave(text, attempt)
@@ -43,6 +49,16 @@ class FakeChatServer:
                     self.wfile.write(payload)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
+
+            def do_GET(self):
+                found = self.path.rstrip("/").endswith("/models") and server.models is not None
+                payload = json.dumps({"object": "list", "data": [{"id": m, "object": "model"} for m in server.models]}
+                                     if found else {"error": {"message": "not found"}}).encode()
+                self.send_response(200 if found else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
 
         self.httpd = _Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
