@@ -17,7 +17,7 @@ OFFLINE_ENV := WANDB_MODE=offline HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFO
 OFFLINE_PY := $(OFFLINE_ENV) $(PY)
 
 .PHONY: help setup system-deps test demo train-all check-recipes data stage1 cold-start stage2 stage3 merge eval arena viewer \
-	ray-head ray-worker bench-rewards bench-nlg bench-arena lock check-gpu-env clean-venv
+	ray-head ray-worker bench-rewards bench-nlg bench-arena lock check-gpu-env clean-venv eval-baselines
 
 help:  ## List the targets.
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort | expand -t 18
@@ -106,6 +106,18 @@ merge: $(TRAIN_DEPS)  ## EasyR1 checkpoint -> Hugging Face weights (RUN_ARGS=lau
 
 eval: $(TRAIN_DEPS)  ## Inference on XrayBench with the GRPO model, scores, report (RUN_DIR/eval).
 	$(RUN_STAGE) stage=eval
+
+# Table 1's other rows: each model's card (recipes/eval/models/<name>.yaml) says how to serve it;
+# start the servers first (the cards' serve.command), then list the cards. Our run's scored eval
+# folder joins the report when it exists.
+MODELS ?=
+EVAL_ITEMS ?= $(if $(DATA_OUT),$(DATA_OUT),$(RUN_DIR)/data)/test/xraybench.jsonl
+BASELINES_DIR ?= $(RUN_DIR)/baselines
+BASELINES_ARGS ?=
+eval-baselines: $(TRAIN_DEPS)  ## Table 1's baselines from their cards (MODELS="qwen2.5-vl-7b medgemma ..."): infer, score, one report.
+	@test -n "$(MODELS)" || { echo 'make eval-baselines: set MODELS="<card> ..." (cards: recipes/eval/models)' >&2; exit 2; }
+	$(TRAIN_PYTHON) -m eval.baselines --models $(MODELS) --items-file $(EVAL_ITEMS) --out $(BASELINES_DIR) \
+	  $(if $(wildcard $(RUN_DIR)/eval/metrics.json),--run ours=$(RUN_DIR)/eval) $(BASELINES_ARGS)
 
 bench-nlg: setup  ## Report metrics: our BLEU/ROUGE-L vs pycocoevalcap on 4,547 pairs.
 	$(PY) benchmarks/nlg_metrics.py

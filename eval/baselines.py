@@ -36,7 +36,7 @@ def parse_pairs(values: list[str], flag: str) -> dict[str, str]:
     for value in values:
         name, sep, rest = value.partition("=")
         if not sep or not name or not rest:
-            raise SystemExit(f"{flag} {value!r}: expected NAME=VALUE")
+            raise ValueError(f"{flag} {value!r}: expected NAME=VALUE")
         pairs[name] = rest
     return pairs
 
@@ -47,7 +47,7 @@ def parse_sets(values: list[str]) -> dict[str, list[str]]:
     for value in values:
         name, sep, override = value.partition(":")
         if not sep or "=" not in override:
-            raise SystemExit(f"--set {value!r}: expected NAME:key=value (e.g. qwen2.5-vl-32b:endpoint.base_url=...)")
+            raise ValueError(f"--set {value!r}: expected NAME:key=value (e.g. qwen2.5-vl-32b:endpoint.base_url=...)")
         sets.setdefault(name, []).append(override)
     return sets
 
@@ -122,8 +122,8 @@ def write_summary(out: Path, cards: list[dict[str, Any]], results: list[dict[str
     for card, result in zip(cards, results):
         status = result["status"] if result["status"] == "scored" else f"failed: {result['error']}"
         lines.append("| " + " | ".join([*describe(card), status]).replace("\n", " ") + " |")
-    notes = ["", "Not verified in this project (no GPU, no weights here): " + "; ".join(
-        f"{card['name']}: {card['unverified'].strip()}" for card in cards)]
+    notes = ["", "Not verified in this project (no GPU and no weights there; the cards' `unverified`):", ""]
+    notes += [f"- {card['name']}: {' '.join(card['unverified'].split())}" for card in cards]
     atomic_write_bytes(out / "baselines.md", ("\n".join(["# Baselines", "", *lines, *notes]) + "\n").encode())
     write_json(out / "baselines.json", {"models": results})
 
@@ -153,9 +153,12 @@ def main(argv: list[str] | None = None) -> int:
         cards = [load_card(name) for name in names]  # every card checked before any long run
     except CardError as error:
         parser.error(str(error))
-    given = parse_pairs(args.predictions, "--predictions")
-    sets = parse_sets(args.sets)
-    runs = parse_pairs(args.run, "--run")
+    try:
+        given = parse_pairs(args.predictions, "--predictions")
+        sets = parse_sets(args.sets)
+        runs = parse_pairs(args.run, "--run")
+    except ValueError as error:
+        parser.error(str(error))
     for name in [*given, *sets]:
         if name not in names:
             parser.error(f"{name!r} is not among --models {names}")

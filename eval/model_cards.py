@@ -53,6 +53,9 @@ SCHEMA: dict[str, Any] = {
 }
 
 
+OPTIONAL_SECTIONS = ("endpoint",)  # required by the endpoint backend only
+
+
 class CardError(ValueError):
     """A model card that cannot be used as written."""
 
@@ -68,6 +71,8 @@ def _check(section: dict, schema: dict, where: str) -> None:
         if isinstance(rule, dict):
             if key in section:
                 _check(section[key], rule, label)
+            elif key not in OPTIONAL_SECTIONS:
+                raise CardError(f"{label}: missing")
             continue
         kinds, required = rule
         if key not in section:
@@ -143,7 +148,8 @@ def infer_overrides(card: dict[str, Any]) -> dict[str, Any]:
 
 # -------------------------------------------------------------------------------- answer parsing
 
-_HEADER = re.compile(r"^\s*[#*_\s]*(findings|impression|impressions)\s*[*_]*\s*[:\-]\s*[*_]*\s*", re.IGNORECASE)
+# a leading "Findings:" / "**IMPRESSION:**" / "## Findings" (a heading line) and the space after it
+_HEADER = re.compile(r"^\s*[#*_]*\s*(findings|impressions?)\s*[*_]*[ \t]*(:[*_]*|(?=\n))\s*", re.IGNORECASE)
 
 
 def strip_report_header(text: str) -> str:
