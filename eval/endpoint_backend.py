@@ -67,7 +67,7 @@ class SamplingEndpoint(ChatEndpoint):
 def endpoint_config(section: DictConfig, sampling: DictConfig) -> EndpointConfig:
     allow = section.allow_remote_endpoint
     if not isinstance(allow, bool):  # "yes", "1" or "false" as text must not open a remote endpoint
-        raise ValueError(f"endpoint.allow_remote_endpoint must be true or false, got {allow!r}")
+        raise TypeError(f"endpoint.allow_remote_endpoint must be true or false, got {allow!r}")
     if not section.model:
         raise ValueError("endpoint.model: set the served model name (vllm serve --served-model-name ...)")
     return EndpointConfig(

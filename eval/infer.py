@@ -136,6 +136,8 @@ def infer(cfg: DictConfig) -> dict[str, Any]:
         from eval.endpoint_backend import EndpointGenerator
 
         generator = EndpointGenerator(cfg, out)
+    elif cfg.get("system_prompt"):
+        raise ValueError("system_prompt is sent by backend=endpoint only")
     else:
         generator = (VLLMGenerator(cfg.model, cfg.sampling, cfg.vllm) if cfg.backend == "vllm"
                      else HFGenerator(cfg.model, cfg.sampling))

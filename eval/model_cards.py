@@ -19,8 +19,9 @@ Answer parsing (``parsing``), applied to every backend's raw output by ``eval.in
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 

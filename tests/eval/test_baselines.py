@@ -124,9 +124,9 @@ def test_bad_arguments_fail_before_any_run(bad, message, tmp_path, capsys):
 def test_make_eval_baselines_passes_the_models_and_arguments():
     quiet = ["TRAIN_DEPS=", "TRAIN_PYTHON=python"]  # no venv set-up in a test
     result = subprocess.run(["make", "-n", "eval-baselines", "MODELS=qwen2.5-vl-7b medgemma", *quiet,
-                             "BASELINES_ARGS=--limit 5"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+                             "BASELINES_ARGS=--limit 5"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     assert "-m eval.baselines --models qwen2.5-vl-7b medgemma" in result.stdout and "--limit 5" in result.stdout
     assert "make eval-baselines: set MODELS" in subprocess.run(
         ["make", "eval-baselines", *quiet], cwd=ROOT, capture_output=True, text=True,
-        timeout=60).stderr
+        timeout=60, check=False).stderr

@@ -203,7 +203,7 @@ def test_the_cli_exits_non_zero_when_items_got_no_reply(items, tmp_path):
                                  f"out={tmp_path / 'p.jsonl'}", "backend=endpoint", f"endpoint.base_url={server.url}",
                                  f"endpoint.model={SERVED}", "endpoint.max_retries=0", "limit=2"],
                                 cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
-                                text=True, timeout=120)
+                                text=True, timeout=120, check=False)
     finally:
         server.close()
     assert result.returncode != 0 and "2 items got no reply" in result.stderr
@@ -225,7 +225,7 @@ def test_remote_endpoints_need_the_boolean_opt_in(items, tmp_path):
     with pytest.raises(RemoteEndpointRefused):
         infer(config(items, tmp_path / "p.jsonl", remote))
     for text in ("true", "yes", 1):
-        with pytest.raises(ValueError, match="allow_remote_endpoint must be true or false"):
+        with pytest.raises(TypeError, match="allow_remote_endpoint must be true or false"):
             infer(config(items, tmp_path / "p.jsonl", remote, endpoint={"allow_remote_endpoint": text}))
     assert not (tmp_path / "p.jsonl").exists()
 
@@ -246,3 +246,8 @@ def test_card_parsing_is_applied_to_endpoint_outputs(items, tmp_path):
     assert rows["item-0"]["prediction"] == "Heart size normal. \\boxed{x}"  # a report: header gone, text kept
     assert rows["item-1"]["prediction"] == "**Findings:** Heart size normal. \\boxed{x}"  # VQA: untouched
     assert "\\boxed{}" not in " ".join(server.requests)  # no reasoning-format prompt
+
+
+def test_a_system_prompt_is_refused_by_the_in_process_backends(items, tmp_path):
+    with pytest.raises(ValueError, match="backend=endpoint only"):
+        infer(config(items, tmp_path / "p.jsonl", "http://127.0.0.1:9/v1", backend="hf", system_prompt="x"))

@@ -1,6 +1,7 @@
 """Model cards: every card file is valid and honest about serving; broken cards are refused; the
 cards' answer parsing."""
 
+import itertools
 import re
 import shlex
 from pathlib import Path
@@ -28,7 +29,7 @@ def test_each_card_file_is_valid_and_consistent(path):
         assert endpoint["allow_remote_endpoint"] is False  # shipped cards stay local
         assert re.match(r"http://(127\.0\.0\.1|localhost):\d+/v1$", endpoint["base_url"])
         words = shlex.split(card["serve"]["command"])
-        flags = dict(zip(words, words[1:]))
+        flags = dict(itertools.pairwise(words))
         assert words[:2] == ["vllm", "serve"] and card["serve"]["engine"] == "vllm"
         assert flags["--served-model-name"] == endpoint["model"]
         assert flags["--host"] == "127.0.0.1" and endpoint["base_url"].endswith(f":{flags['--port']}/v1")
