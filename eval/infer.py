@@ -3,8 +3,9 @@
 Backends: Hugging Face transformers (CPU or one GPU; the demo and tests use it with the tiny model),
 vLLM's offline engine (GPUs, tensor parallel), and any model served behind an OpenAI-compatible
 endpoint (``backend=endpoint``: vLLM, SGLang, TGI; ``eval.endpoint_backend``), which the paper's
-baselines use through their cards (``recipes/eval/models``, ``eval.model_cards``). Each item's prompt is its task prompt with, by
-default, the paper's reasoning-format prompt appended (``reasoning_format``), exactly as in GRPO.
+baselines use through their cards (``recipes/eval/models``, ``eval.model_cards``: prompt style,
+sampling, answer ``parsing``). Each item's prompt is its task prompt with, by default, the paper's
+reasoning-format prompt appended (``reasoning_format``), exactly as in GRPO.
 Predictions are appended as they are generated (``eval.predictions``); a rerun skips finished
 items, and a run killed at any point resumes with no duplicate and no lost item.
 
