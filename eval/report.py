@@ -211,7 +211,7 @@ def per_object_figures(runs: dict[str, dict], out: Path) -> list[str]:
     """Fig. 3c-d: per-object F1 of each VQA dataset's ten most frequent reference objects, one figure per dataset."""
     written = []
     for dataset in sorted({d for m in runs.values() for d in m.get("vqa", {})}):
-        def scores(m):
+        def scores(m, dataset=dataset):
             return m.get("vqa", {}).get(dataset, {}).get("per_object_F1") or {}
 
         top = top_by_support(runs, lambda m: {item: entry["n"] for item, entry in scores(m).items()})
@@ -228,7 +228,7 @@ def chexbert_figures(runs: dict[str, dict], out: Path) -> list[str]:
     splits = sorted({s for m in runs.values() for s, r in m["reports"].items()
                      if s.endswith("/findings") and "per_condition_F1" in r})
     for split in splits:
-        top = top_by_support(runs, lambda m: m["reports"].get(split, {}).get("per_condition_support"))
+        top = top_by_support(runs, lambda m, split=split: m["reports"].get(split, {}).get("per_condition_support"))
         series = {name: {c: m["reports"][split]["per_condition_F1"][c] for c in top}
                   for name, m in runs.items() if "per_condition_F1" in m["reports"].get(split, {})}
         path = out / f"chexbert_per_condition_{file_part(split.split('/')[0])}.png"

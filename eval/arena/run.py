@@ -28,8 +28,16 @@ import numpy as np
 
 from data_prep.endpoint import EndpointConfig
 from data_prep.writers import atomic_write_bytes, write_json, write_jsonl
-from eval.arena.bradley_terry import (Battles, bootstrap_intervals, elo, fit, normalised, normalized, ranks,
-                                      sandwich_intervals)
+from eval.arena.bradley_terry import (
+    Battles,
+    bootstrap_intervals,
+    elo,
+    fit,
+    normalised,
+    normalized,
+    ranks,
+    sandwich_intervals,
+)
 from eval.arena.judges import VERDICTS, Battle, EndpointJudge, ReferenceJudge
 from eval.arena.sampling import STRATEGIES, PairSampler
 from eval.predictions import load_predictions
