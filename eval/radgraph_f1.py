@@ -25,8 +25,9 @@ MODELS = {"radgraph": "RadGraph v1", "radgraph-xl": "RadGraph-XL", "modern-radgr
 LEVELS = ("simple", "partial", "complete")
 DEFAULT_MODEL, DEFAULT_LEVEL = "radgraph", "partial"
 MODEL_FILES = ("config.json", "weights.th")  # what radgraph reads from <cache>/<model>/ (else it downloads)
-HOW_TO_PROVIDE = ("install radgraph==0.1.18 and extract its model archive (e.g. radgraph.tar.gz from "
-                  "StanfordAIMI/RRG_scorers) into <folder>/<model type>/, then pass --radgraph-cache <folder>")
+HOW_TO_PROVIDE = ("install radgraph==0.1.18, extract its model archive (e.g. radgraph.tar.gz from "
+                  "StanfordAIMI/RRG_scorers) into <folder>/<model type>/ and place the BERT tokenizer its config names "
+                  "in the Hugging Face cache layout under <folder>, then pass --radgraph-cache <folder>")
 
 
 def variant(model_type: str, level: str) -> dict[str, str]:
