@@ -120,3 +120,9 @@ def chexbert_metrics(predicted_classes: np.ndarray, reference_classes: np.ndarra
 def per_condition_f1(predicted_classes: np.ndarray, reference_classes: np.ndarray) -> dict[str, float]:
     scores = f1_scores(binarise(predicted_classes, True), binarise(reference_classes, True))["per_label"]
     return dict(zip(CONDITIONS, scores))
+
+
+def per_condition_support(reference_classes: np.ndarray) -> dict[str, int]:
+    """Reference reports positive for each observation (uncertain as positive, as ``per_condition_f1``):
+    the paper's Fig. 2f-g show the ten best-supported observations."""
+    return dict(zip(CONDITIONS, binarise(reference_classes, True).sum(axis=0).astype(int).tolist()))

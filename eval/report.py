@@ -4,11 +4,16 @@
 
 Each DIR holds ``metrics.json`` (``eval.score``) and optionally ``predictions.jsonl``. Writes:
 - ``report_generation.md`` / ``.csv``: Table 1 (runs x metrics, per split and the weighted average);
+  the F1-RadGraph column names its variant (model, level) and "Average" says over how many of the
+  11 metrics it was taken when some could not be computed ("Average over k of 11");
 - ``vqa.md`` / ``.csv``: accuracy per dataset and question type (Fig. 3a-b as a table);
 - ``lengths.png``: report length distributions against the references (Fig. 2a-d);
+- ``report_weighted_average.png``: the weighted-average metrics per run (Fig. 2e);
 - ``vqa_by_type.png``: accuracy per question type (Fig. 3a-b);
-- ``vqa_per_object.png``: recall of the ten most frequent objects in multi-object answers (Fig. 3c-d);
-- ``chexbert_per_condition.png``: per-observation F1-CheXbert (Fig. 2f-g), when CheXbert ran;
+- ``vqa_per_object_<dataset>.png``: per-object F1 of the ten objects most often in that VQA
+  dataset's multi-object references, one figure per dataset (Fig. 3c-d);
+- ``chexbert_per_condition_<dataset>.png``: per-observation F1-CheXbert of the ten observations
+  most often positive in the references, one figure per findings split (Fig. 2f-g), when CheXbert ran;
 - ``README.md``: what is where, which implementation computed each metric, what was not computed.
 """
 
@@ -96,8 +101,11 @@ def length_figure(runs: dict[str, Path], out: Path) -> bool:
     return True
 
 
-def bar_figure(series: dict[str, dict[str, float]], title: str, ylabel: str, out: Path) -> bool:
-    labels = sorted({label for values in series.values() for label in values})
+def bar_figure(series: dict[str, dict[str, float]], title: str, ylabel: str, out: Path,
+               order: list[str] | None = None) -> bool:
+    """Grouped bars, one group per label (in ``order``, then the rest sorted), one bar per run."""
+    present = {label for values in series.values() for label in values}
+    labels = [label for label in order or [] if label in present] + sorted(present - set(order or []))
     if not labels:
         return False
     figure, axis = plt.subplots(figsize=(max(6, 0.6 * len(labels) * max(1, len(series))), 3.6))
@@ -116,12 +124,126 @@ def bar_figure(series: dict[str, dict[str, float]], title: str, ylabel: str, out
     return True
 
 
+def radgraph_label(metrics: dict) -> str:
+    """The F1-RadGraph variant of one scored run (older metrics.json: from its implementation line)."""
+    variant = metrics.get("radgraph")
+    if variant:
+        return variant["label"]
+    return metrics.get("implementations", {}).get("F1-RadGraph", "variant not recorded")
+
+
+def average_over(metrics: dict, split: str) -> dict:
+    """The "Average over k of 11" record of a table row (``split`` or "weighted average")."""
+    if split == "weighted average":
+        return metrics.get("reports_weighted_average_over") or {}
+    entry = metrics["reports"].get(split, {}).get("Average", {})
+    return entry if "over" in entry else {}
+
+
+def label_table1(header: list[str], rows: list[list[str]], runs: dict[str, dict]) -> tuple[list[str], list[list[str]]]:
+    """Table 1 with its variant labels: the F1-RadGraph column names the RadGraph model and level, and
+    the Average column says over how many of the 11 metrics it was taken (per cell when rows differ)."""
+    header = list(header)
+    labels = {name: radgraph_label(m) for name, m in runs.items()}
+    radgraph = header.index("F1-RadGraph")
+    if len(set(labels.values())) == 1:
+        header[radgraph] = f"F1-RadGraph ({next(iter(labels.values()))})"
+    else:
+        header[radgraph] = "F1-RadGraph (" + "; ".join(f"{n}: {label}" for n, label in labels.items()) + ")"
+    average = header.index("Average")
+    coverage = [average_over(runs[row[1]], row[0]) for row in rows]
+    kinds = {(c.get("over"), c.get("of")) for c in coverage if c}
+    if len(kinds) == 1:
+        header[average] = next(c["label"] for c in coverage if c)
+    elif kinds:
+        rows = [row[:average] + [row[average] + (f" ({c['over']} of {c['of']})" if c and row[average] != "n/c" else "")]
+                + row[average + 1:] for row, c in zip(rows, coverage)]
+        header[average] = "Average (over k of 11 metrics, per cell)"
+    return header, rows
+
+
+def table1_notes(runs: dict[str, dict]) -> list[str]:
+    notes = ["## Table 1 variants"]
+    for name, m in runs.items():
+        coverage = m.get("reports_weighted_average_over") or {}
+        missing = ", ".join(coverage.get("missing", [])) or "none"
+        notes.append(f"- {name}: F1-RadGraph = {radgraph_label(m)}; {coverage.get('label', 'Average')} "
+                     f"(missing: {missing})")
+        extraction = m.get("answer_extraction")
+        if extraction and extraction.get("rows_extracted"):
+            notes.append(f"  - {extraction['rows_extracted']} predictions held whole responses: scored on the final "
+                         f"answer ({extraction['method']}); {extraction['rows_without_boxed_answer']} had none")
+    if len({radgraph_label(m) for m in runs.values()}) > 1:
+        notes.append("- WARNING: the runs used different RadGraph variants; their F1-RadGraph are not comparable")
+    return notes
+
+
+def file_part(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def weighted_average_figure(runs: dict[str, dict], out: Path) -> list[str]:
+    """Fig. 2e: each run's weighted-average metrics, the Average bar labelled with its coverage."""
+    series = {}
+    for name, m in runs.items():
+        values = dict(m.get("reports_weighted_average", {}))
+        label = (m.get("reports_weighted_average_over") or {}).get("label", "Average")
+        if "Average" in values:
+            values[label] = values.pop("Average")
+        series[name] = {k: v for k, v in values.items() if k in TABLE1_METRICS or k.startswith("Average")}
+    path = out / "report_weighted_average.png"
+    if any(series.values()) and bar_figure(series, "Report generation: weighted average over splits", "score", path,
+                                           order=[*TABLE1_METRICS]):
+        return [path.name]
+    return []
+
+
+def top_by_support(runs: dict[str, dict], support_of) -> list[str]:
+    """The ten labels with the largest support (the references are the runs' shared items)."""
+    support: dict[str, int] = {}
+    for m in runs.values():
+        for label, n in (support_of(m) or {}).items():
+            support[label] = max(support.get(label, 0), n)
+    return sorted((label for label in support if support[label] > 0), key=lambda label: (-support[label], label))[:10]
+
+
+def per_object_figures(runs: dict[str, dict], out: Path) -> list[str]:
+    """Fig. 3c-d: per-object F1 of each VQA dataset's ten most frequent reference objects, one figure per dataset."""
+    written = []
+    for dataset in sorted({d for m in runs.values() for d in m.get("vqa", {})}):
+        def scores(m, dataset=dataset):
+            return m.get("vqa", {}).get(dataset, {}).get("per_object_F1") or {}
+
+        top = top_by_support(runs, lambda m: {item: entry["n"] for item, entry in scores(m).items()})
+        series = {name: {item: scores(m)[item]["F1"] for item in top if item in scores(m)} for name, m in runs.items()}
+        path = out / f"vqa_per_object_{file_part(dataset)}.png"
+        if top and bar_figure(series, f"{dataset}: per-object F1, 10 most frequent objects", "F1", path, order=top):
+            written.append(path.name)
+    return written
+
+
+def chexbert_figures(runs: dict[str, dict], out: Path) -> list[str]:
+    """Fig. 2f-g: per-observation F1-CheXbert of the ten best-supported observations, one figure per findings split."""
+    written = []
+    splits = sorted({s for m in runs.values() for s, r in m["reports"].items()
+                     if s.endswith("/findings") and "per_condition_F1" in r})
+    for split in splits:
+        top = top_by_support(runs, lambda m, split=split: m["reports"].get(split, {}).get("per_condition_support"))
+        series = {name: {c: m["reports"][split]["per_condition_F1"][c] for c in top}
+                  for name, m in runs.items() if "per_condition_F1" in m["reports"].get(split, {})}
+        path = out / f"chexbert_per_condition_{file_part(split.split('/')[0])}.png"
+        if top and bar_figure(series, f"{split}: F1-CheXbert, 10 best-supported observations", "F1", path, order=top):
+            written.append(path.name)
+    return written
+
+
 def build_report(runs: dict[str, Path], out: Path) -> list[str]:
     out.mkdir(parents=True, exist_ok=True)
     metrics = {name: json.loads((folder / "metrics.json").read_text()) for name, folder in runs.items()}
-    write_table(out / "report_generation", *report_table(metrics))
+    write_table(out / "report_generation", *label_table1(*report_table(metrics), metrics))
     write_table(out / "vqa", *vqa_table(metrics))
     written = ["report_generation.md", "report_generation.csv", "vqa.md", "vqa.csv"]
+    written += weighted_average_figure(metrics, out)
     if length_figure(runs, out / "lengths.png"):
         written.append("lengths.png")
     by_type = {name: {f"{dataset}: {kind}": entry["value"] for dataset, result in m["vqa"].items()
@@ -129,23 +251,14 @@ def build_report(runs: dict[str, Path], out: Path) -> list[str]:
                for name, m in metrics.items()}
     if bar_figure(by_type, "VQA accuracy per question type", "accuracy", out / "vqa_by_type.png"):
         written.append("vqa_by_type.png")
-    top_objects = {}
-    for name, m in metrics.items():
-        objects = m.get("vqa_overall", {}).get("per_object_recall", {})
-        top = sorted(objects, key=lambda item: -objects[item]["n"])[:10]  # the ten most asked-about
-        top_objects[name] = {item: objects[item]["recall"] for item in top}
-    if any(top_objects.values()) and bar_figure(top_objects, "VQA recall of the 10 most frequent objects", "recall",
-                                                out / "vqa_per_object.png"):
-        written.append("vqa_per_object.png")
-    per_condition = {name: split["per_condition_F1"] for name, m in metrics.items()
-                     for key, split in m["reports"].items() if key.endswith("findings") and "per_condition_F1" in split}
-    if per_condition and bar_figure(per_condition, "F1-CheXbert per observation (findings)", "F1",
-                                    out / "chexbert_per_condition.png"):
-        written.append("chexbert_per_condition.png")
+    written += per_object_figures(metrics, out)
+    written += chexbert_figures(metrics, out)
     notes = ["# Evaluation report", "", "Files: " + ", ".join(written), "", "## Implementations"]
     first = next(iter(metrics.values()))
     notes += [f"- {family}: {text}" for family, text in first["implementations"].items()]
-    notes += ["", f"Bootstrap: {first['bootstrap']}", "", "## Not computed"]
+    notes += ["", f"Bootstrap: {first['bootstrap']}", ""]
+    notes += table1_notes(metrics)
+    notes += ["", "## Not computed"]
     for name, m in metrics.items():
         notes += [f"- {name}: {metric}: {reason}" for metric, reason in sorted(m["not_computed"].items())] or [f"- {name}: none"]
     atomic_write_bytes(out / "README.md", ("\n".join(notes) + "\n").encode())

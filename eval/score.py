@@ -7,7 +7,13 @@ for VQA the accuracy per dataset, per question type and overall. Every headline 
 seeded bootstrap 95% interval (reports or questions resampled with replacement). Each metric
 family names the implementation that computed it. A metric that cannot be computed here (no Java,
 no CheXbert checkpoint, no RadGraph model) is listed under ``not_computed`` with where it looked and
-how to provide it: never a crash, never a silent zero.
+how to provide it: never a crash, never a silent zero; "Average" then says over how many of the
+11 metrics it was taken ("Average over k of 11").
+
+A prediction that holds a whole response (``<think>...</think> The answer is: \boxed{yes}``) is
+scored on its final answer, extracted as the GRPO reward reads it (``rewards.response.last_boxed``:
+the last ``\boxed{}``; none scores as an empty answer), never on its reasoning; metrics.json says
+how many rows were extracted (``answer_extraction``).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import numpy as np
 from data_prep.writers import write_json
 from eval import chexbert, nlg, radgraph_f1, vqa
 from eval.predictions import load_predictions
+from rewards.response import BOXED_OPEN, THINK_CLOSE, THINK_OPEN, last_boxed
 
 REPORT_TASKS = ("findings", "impression")
 TABLE1_METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "F1-RadGraph",
@@ -92,6 +99,7 @@ def score_reports(rows: list[dict], tokens: dict[str, tuple], args: argparse.Nam
         reference_labels = chexbert.label_reports(references, args.chexbert_checkpoint, args.chexbert_bert)
         parts.append(lambda r: chexbert.chexbert_metrics(predicted, reference_labels, r))
         per_condition = chexbert.per_condition_f1(predicted, reference_labels)
+        support = chexbert.per_condition_support(reference_labels)
     except nlg.MetricUnavailable as error:
         per_condition = None
         for name in ("Macro-14", "Micro-14", "Macro-5", "Micro-5"):
@@ -114,8 +122,11 @@ def score_reports(rows: list[dict], tokens: dict[str, tuple], args: argparse.Nam
 
     result = with_intervals(statistic(None), bootstrap(statistic, len(rows), args.bootstrap, args.seed))
     result["n"] = len(rows)
+    if "Average" in result:
+        result["Average"].update(average_coverage(result))
     if per_condition is not None:
         result["per_condition_F1"] = per_condition
+        result["per_condition_support"] = support
     return result
 
 
@@ -135,6 +146,7 @@ def score_vqa(rows: list[dict], args: argparse.Namespace) -> dict[str, Any]:
     result["n"] = len(rows)
     result["n_by_type"] = {kind: int((types == kind).sum()) for kind in sorted(set(types))}
     result["per_object_recall"] = vqa.per_object_recall(rows)
+    result["per_object_F1"] = vqa.per_object_f1(rows)
     return result
 
 
@@ -148,8 +160,43 @@ def weighted_average(splits: dict[str, dict[str, Any]]) -> dict[str, float]:
     return {name: sum(v * n for v, n in pairs) / sum(n for _, n in pairs) for name, pairs in totals.items()}
 
 
+def average_coverage(values: dict[str, Any]) -> dict[str, Any]:
+    """Which of Table 1's 11 metrics an "Average" was taken over: ``{"over": k, "of": 11, "missing":
+    [...], "label": "Average over k of 11"}`` (label "Average" when all 11 are there)."""
+    present = [name for name in TABLE1_METRICS if name in values]
+    label = "Average" if len(present) == len(TABLE1_METRICS) else f"Average over {len(present)} of {len(TABLE1_METRICS)}"
+    return {"over": len(present), "of": len(TABLE1_METRICS),
+            "missing": [name for name in TABLE1_METRICS if name not in values], "label": label}
+
+
+def holds_whole_response(prediction: str) -> bool:
+    return any(tag in prediction for tag in (THINK_OPEN, THINK_CLOSE, BOXED_OPEN))
+
+
+def extract_final_answers(rows: list[dict]) -> dict[str, Any]:
+    """Replace, in place, every prediction that holds a whole response by its final answer, read as the
+    GRPO reward reads it (the last ``\\boxed{}``; none: an empty answer, which the reward scores 0 too).
+    The reasoning is never scored; the original text moves to ``raw_output`` when that is empty."""
+    extracted = without_box = 0
+    for row in rows:
+        if not holds_whole_response(row["prediction"]):
+            continue
+        answer = last_boxed(row["prediction"])
+        row.setdefault("raw_output", row["prediction"])
+        row["prediction"] = answer or ""
+        extracted += 1
+        without_box += answer is None
+    return {
+        "method": "rewards.response.last_boxed (as the GRPO reward): a prediction holding <think> or \\boxed{ is "
+                  "scored on the content of its last \\boxed{}; with none, as an empty answer; reasoning is never scored",
+        "rows_extracted": extracted,
+        "rows_without_boxed_answer": without_box,
+    }
+
+
 def score(args: argparse.Namespace) -> dict[str, Any]:
     rows, problems = load_predictions(args.predictions)
+    extraction = extract_final_answers(rows)
     if not rows:
         raise SystemExit(f"{args.predictions}: no scorable rows ({len(problems)} malformed)")
     groups: dict[str, list[dict]] = defaultdict(list)
@@ -174,9 +221,12 @@ def score(args: argparse.Namespace) -> dict[str, Any]:
             "BLEU/METEOR/ROUGE-L": nlg.IMPLEMENTATION, "CheXbert": chexbert.IMPLEMENTATION,
             "F1-RadGraph": radgraph_f1.describe(args.radgraph_model, args.radgraph_level), "VQA": vqa.IMPLEMENTATION,
         },
+        "radgraph": radgraph_f1.variant(args.radgraph_model, args.radgraph_level),
+        "answer_extraction": extraction,
         "bootstrap": {"rounds": args.bootstrap, "seed": args.seed, "interval": "95% percentile"},
         "reports": reports,
         "reports_weighted_average": weighted_average(reports) if reports else {},
+        "reports_weighted_average_over": average_coverage(weighted_average(reports)) if reports else {},
         "vqa": vqa_results,
         "vqa_overall": score_vqa(vqa_rows, args) if vqa_rows else {},
         "not_computed": not_computed,
@@ -197,8 +247,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--chexbert-checkpoint", type=Path)
     p.add_argument("--chexbert-bert", type=Path, help="a local bert-base-uncased folder")
     p.add_argument("--radgraph-cache", type=Path, help="radgraph's model_cache_dir with the weights")
-    p.add_argument("--radgraph-model", default="radgraph-xl")
-    p.add_argument("--radgraph-level", default="partial", choices=["simple", "partial", "complete"])
+    p.add_argument("--radgraph-model", default=radgraph_f1.DEFAULT_MODEL, choices=sorted(radgraph_f1.MODELS),
+                   help="radgraph = RadGraph v1, the paper's (default); radgraph-xl: the newer model")
+    p.add_argument("--radgraph-level", default=radgraph_f1.DEFAULT_LEVEL, choices=radgraph_f1.LEVELS)
     return p
 
 

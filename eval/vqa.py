@@ -42,3 +42,27 @@ def per_object_recall(rows: list[dict]) -> dict[str, dict[str, float]]:
         for item in answer_items(list(reference)):
             found.setdefault(item, []).append(int(item in predicted))
     return {item: {"recall": sum(hits) / len(hits), "n": len(hits)} for item, hits in sorted(found.items())}
+
+
+def per_object_f1(rows: list[dict]) -> dict[str, dict[str, float]]:
+    """Per object over the multi-object questions (the paper's Fig. 3c-d: F1 per observation): true
+    positives are questions whose reference and prediction both name it, false positives name it only
+    in the prediction, false negatives only in the reference; ``n`` = questions whose reference names it."""
+    from rewards.normalize import answer_items
+
+    counts: dict[str, list[int]] = {}  # item -> [tp, fp, fn]
+    for row in rows:
+        if answer_kind(row) != "multi_object":
+            continue
+        reference = row["reference"] if isinstance(row["reference"], list) else row["reference"].split("|")
+        expected, predicted = answer_items(list(reference)), answer_items(row["prediction"])
+        for item in expected | predicted:
+            entry = counts.setdefault(item, [0, 0, 0])
+            entry[0 if item in expected and item in predicted else 1 if item in predicted else 2] += 1
+    result = {}
+    for item, (tp, fp, fn) in sorted(counts.items()):
+        if tp + fn == 0:
+            continue  # only ever predicted, never asked about: no support
+        result[item] = {"F1": 2 * tp / (2 * tp + fp + fn), "recall": tp / (tp + fn),
+                        "precision": tp / (tp + fp) if tp + fp else 0.0, "n": tp + fn}
+    return result

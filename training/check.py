@@ -48,6 +48,7 @@ EASYR1_SCHEMA: dict[str, Any] = {
             "strategy": _STR, "global_batch_size": _INT, "micro_batch_size_per_device_for_update": _INT,
             "micro_batch_size_per_device_for_experience": _INT, "max_grad_norm": _NUM, "clip_ratio_low": _NUM,
             "clip_ratio_high": _NUM, "clip_ratio_dual": _NUM, "loss_avg_mode": _STR, "ppo_epochs": _INT,
+            "loss_type": _STR, "tau_positive": _NUM, "tau_negative": _NUM,
             "padding_free": _BOOL, "dynamic_batching": _BOOL, "ulysses_size": _INT,
             "ulysses_sequence_parallel_size": _INT, "use_torch_compile": _BOOL,
             "model": {"model_path": _STR, "tokenizer_path": _STR, "override_config": _ANY,

@@ -11,11 +11,23 @@ EasyR1 config and maps it onto TRL:
 | worker.rollout.n / temperature / top_p            | num_generations / temperature / top_p           |
 | data.max_response_length                          | max_completion_length                           |
 | algorithm.kl_coef (use_kl_loss, not disable_kl)   | beta (0 when the KL term is off)                |
+| worker.actor.clip_ratio_low / clip_ratio_high     | epsilon / epsilon_high                          |
+| worker.actor.loss_avg_mode (seq / token)          | loss_type (grpo / dapo)                         |
+| worker.actor.loss_type (default / gspo)           | importance_sampling_level (token / sequence)    |
+| worker.actor.ppo_epochs                           | num_iterations                                  |
 | worker.actor.optim.lr / weight_decay, max_grad_norm | learning_rate / weight_decay / max_grad_norm  |
 | worker.actor.global_batch_size x rollout.n        | per_device_train_batch_size (responses a step)  |
 | data.rollout_batch_size / global_batch_size       | steps_per_generation                            |
 | trainer.total_epochs / max_steps / logger         | num_train_epochs / max_steps / report_to        |
 | worker.reward.reward_function (+ kwargs)          | the same function, through rewards.trl_adapter  |
+
+The objective (paper eq. 2) on TRL 0.24: ``loss_type="grpo"`` is eq. 2's per-response averaging
+(1/G sum_i 1/|o_i| sum_t), exactly, per device batch; the clip is symmetric with epsilon; the KL
+term is the k3 estimator of eq. 3 (unclamped, where EasyR1 clamps), to a reference that is the
+policy's initial weights, as in EasyR1. TRL has no dual clip, so a dual-clip constant that can bind
+(``clip_ratio_dual`` at most exp(20), EasyR1's ratio cap) is refused rather than silently dropped;
+so are EasyR1 loss types TRL cannot express (``gspo_token``, ``cispo``, ``sapo``). TRL's group
+advantages divide by (std + 1e-4) where EasyR1 uses 1e-6.
 
 Vision special tokens (``rewards.frame.VISION_TOKENS``) are suppressed during generation. Weights
 are saved in Hugging Face format to the output folder.
@@ -26,6 +38,7 @@ are saved in Hugging Face format to the output folder.
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +46,12 @@ import jinja2
 from omegaconf import OmegaConf
 
 from rewards.frame import VISION_TOKENS
+
+# EasyR1 caps the importance ratio at exp(20) before clipping (core_algos.compute_policy_loss): a
+# dual-clip constant above it never binds, which is how the stage-3 recipe switches dual clip off.
+EASYR1_RATIO_CAP = math.exp(20.0)
+LOSS_AVERAGING = {"seq": "grpo", "token": "dapo"}  # EasyR1 loss_avg_mode -> TRL loss_type
+IMPORTANCE_SAMPLING = {"default": "token", "gspo": "sequence"}  # EasyR1 loss_type -> TRL level
 
 
 
@@ -58,6 +77,31 @@ def load_dataset(config: dict[str, Any]):
         })
     dataset = Dataset.from_list(rows)
     return dataset.cast_column("images", Sequence(ImageFeature()))
+
+
+def objective_arguments(actor: dict[str, Any]) -> dict[str, Any]:
+    """EasyR1's policy-loss settings as TRL's; a setting TRL cannot express is an error, never dropped.
+
+    EasyR1's defaults (asymmetric clip 0.2/0.3, dual clip 3.0, token averaging) apply where the
+    recipe leaves a key out, as they would in EasyR1.
+    """
+    averaging, loss = actor.get("loss_avg_mode", "token"), actor.get("loss_type", "default")
+    if averaging not in LOSS_AVERAGING:
+        raise ValueError(f"worker.actor.loss_avg_mode={averaging!r}: EasyR1 knows {sorted(LOSS_AVERAGING)}")
+    if loss not in IMPORTANCE_SAMPLING:
+        raise ValueError(f"worker.actor.loss_type={loss!r} has no TRL 0.24 equivalent (TRL: {sorted(IMPORTANCE_SAMPLING)}); "
+                         "use grpo_backend=easyr1")
+    dual = float(actor.get("clip_ratio_dual", 3.0))
+    if dual <= EASYR1_RATIO_CAP:
+        raise ValueError(f"worker.actor.clip_ratio_dual={dual} is a dual clip that can bind; TRL 0.24 has none. Set it "
+                         f"above {EASYR1_RATIO_CAP:.3g} (off, as paper eq. 2) or use grpo_backend=easyr1")
+    return {
+        "epsilon": float(actor.get("clip_ratio_low", 0.2)),
+        "epsilon_high": float(actor.get("clip_ratio_high", 0.3)),
+        "loss_type": LOSS_AVERAGING[averaging],
+        "importance_sampling_level": IMPORTANCE_SAMPLING[loss],
+        "num_iterations": int(actor.get("ppo_epochs", 1)),
+    }
 
 
 def trl_arguments(config: dict[str, Any], output_dir: str, use_bf16: bool, use_gpu: bool) -> dict[str, Any]:
@@ -89,6 +133,7 @@ def trl_arguments(config: dict[str, Any], output_dir: str, use_bf16: bool, use_g
         "use_cpu": not use_gpu,
         "seed": data.get("seed", 1),
         "remove_unused_columns": False,
+        **objective_arguments(actor),
     }
 
 

@@ -8,8 +8,8 @@ xi_j)) (written here: a dozen lines of numpy/scipy; no library fits weighted, ti
 sandwich errors) with the scores centred (sum zero: BT is shift invariant). Intervals:
 - sandwich (Huber-White, as LMArena): V = H^-1 G H^-1 from the per-battle gradients;
 - bootstrap: battles resampled with replacement, refit, percentile interval.
-Scores are also given normalised as the paper does (max-absolute scaling: s / max|s|) and on the
-Elo scale (400 / ln 10 * s + 1000).
+Scores are also given on [0, 1] as the paper reports them ("normalized to the [0, 1] range using
+max-absolute scaling"; ``normalized``), and on the Elo scale (400 / ln 10 * s + 1000).
 """
 
 from __future__ import annotations
@@ -95,9 +95,18 @@ def bootstrap_intervals(battles: Battles, models: int, rounds: int, seed: int, w
 
 
 def normalised(scores: np.ndarray) -> np.ndarray:
-    """The paper's normalisation: max-absolute scaling (s / max|s|)."""
+    """Max-absolute scaling, s / max|s|, in [-1, 1] (the centred scores' sign is kept)."""
     peak = np.abs(scores).max()
     return scores / peak if peak else scores
+
+
+def normalized(scores: np.ndarray) -> np.ndarray:
+    """Scores in [0, 1] as the paper reports them: max-absolute scaling of the centred scores, then the
+    affine map of [-1, 1] onto [0, 1]: (1 + s / max|s|) / 2. The paper names max-absolute scaling and
+    the [0, 1] range but not how one gives the other; this map keeps score differences proportional,
+    puts the average model (score 0) at 0.5 and the model farthest from it at 0 or 1. All scores
+    equal: 0.5 each."""
+    return (1.0 + normalised(scores)) / 2.0
 
 
 def elo(scores: np.ndarray) -> np.ndarray:

@@ -8,6 +8,12 @@ respect overlapping intervals. Writes to DIR: ``battles.jsonl`` (every judgment)
 and ``win_rates`` matrices (CSV + JSON + heatmap PNG, Fig. 2h-i), ``ranking`` (Markdown / CSV /
 JSON), ``arena_vs_automated.png`` (Fig. 2j, with ``--automated`` and ``--params``) and
 ``summary.json``.
+
+The ranking and ``win_rates`` use each drawn pair's two presentation orders averaged (position bias
+cancels). The paper's Fig. 2i instead reports ordered pairs, so ``win_rates_ordered`` (CSV + JSON +
+heatmap) gives, per ordered pair, the share of judgments the first-shown model (row) won against
+the second-shown (column), ties counting half, unparseable verdicts left out; its diagonal is empty
+and cell (a, b) + cell (b, a) need not be 1 (position bias shows as their sum's distance from 1).
 """
 
 from __future__ import annotations
@@ -22,7 +28,16 @@ import numpy as np
 
 from data_prep.endpoint import EndpointConfig
 from data_prep.writers import atomic_write_bytes, write_json, write_jsonl
-from eval.arena.bradley_terry import Battles, bootstrap_intervals, elo, fit, normalised, ranks, sandwich_intervals
+from eval.arena.bradley_terry import (
+    Battles,
+    bootstrap_intervals,
+    elo,
+    fit,
+    normalised,
+    normalized,
+    ranks,
+    sandwich_intervals,
+)
 from eval.arena.judges import VERDICTS, Battle, EndpointJudge, ReferenceJudge
 from eval.arena.sampling import STRATEGIES, PairSampler
 from eval.predictions import load_predictions
@@ -124,7 +139,8 @@ def run_arena(args: argparse.Namespace) -> dict:
     for index in np.argsort(-scores):
         table.append({
             "rank": int(rank[index]), "model": names[index], "score": float(scores[index]),
-            "score_normalised": float(normalised(scores)[index]), "elo": float(elo(scores)[index]),
+            "score_normalized": float(normalized(scores)[index]), "score_max_abs": float(normalised(scores)[index]),
+            "elo": float(elo(scores)[index]),
             "ci95_sandwich": [float(v) for v in sandwich[index]], "ci95_bootstrap": [float(v) for v in boot[index]],
             "battles": int(counts[index].sum()),
         })
@@ -134,6 +150,11 @@ def run_arena(args: argparse.Namespace) -> dict:
     write_ranking(args.out / "ranking", table)
     heatmap(args.out / "battle_counts.png", names, counts, "Battles per pair", "d")
     heatmap(args.out / "win_rates.png", names, win_rates, "Win rate of row model against column model", ".2f")
+    ordered, ordered_counts = ordered_win_rates(log, names)
+    write_matrix(args.out / "win_rates_ordered", names, [[None if np.isnan(v) else round(float(v), 4) for v in row]
+                                                          for row in ordered])
+    heatmap(args.out / "win_rates_ordered.png", names, ordered,
+            "Win rate of the first-shown model (row) against the second-shown (column)", ".2f")
     if args.automated:
         scatter(args.out / "arena_vs_automated.png", table, args.automated, args.params)
     verdicts = {v: sum(1 for entry in log if entry["verdict"] == v) for v in VERDICTS}
@@ -142,9 +163,27 @@ def run_arena(args: argparse.Namespace) -> dict:
         "judge": judge.name, "sampling": args.sampling, "inverse_propensity_weights": weighted,
         "weights_clipped_at": clip, "max_weight": float(np.max(1 / battles.propensity)) if len(battles) else None,
         "requests_sent": getattr(judge, "calls_made", 0), "ranking": table,
+        "ordered_judgments": ordered_counts.tolist(),
+        "score_normalized": "(1 + s / max|s|) / 2 of the centred Bradley-Terry scores s: max-absolute scaling mapped "
+                            "onto [0, 1] (eval.arena.bradley_terry.normalized)",
     }
     write_json(args.out / "summary.json", summary)
     return summary
+
+
+def ordered_win_rates(log: list[dict], names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per ordered pair (row = shown first as A, column = shown second as B): the row model's share of
+    the parseable judgments (ties half), and how many there were. NaN where a pair has none."""
+    index = {name: i for i, name in enumerate(names)}
+    wins = np.zeros((len(names), len(names)))
+    counts = np.zeros((len(names), len(names)), dtype=int)
+    for entry in log:
+        if entry["verdict"] == "unparseable":
+            continue
+        a, b = index[entry["A"]], index[entry["B"]]
+        wins[a, b] += {"A": 1.0, "B": 0.0, "tie": 0.5}[entry["verdict"]]
+        counts[a, b] += 1
+    return np.divide(wins, counts, out=np.full_like(wins, np.nan), where=counts > 0), counts
 
 
 def write_matrix(path: Path, names: list[str], matrix: list[list]) -> None:
@@ -159,8 +198,8 @@ def write_matrix(path: Path, names: list[str], matrix: list[list]) -> None:
 
 def write_ranking(path: Path, table: list[dict]) -> None:
     write_json(path.with_suffix(".json"), table)
-    header = ["rank", "model", "score", "normalised", "Elo", "95% CI (bootstrap)", "battles"]
-    rows = [[str(row["rank"]), row["model"], f"{row['score']:.3f}", f"{row['score_normalised']:.3f}", f"{row['elo']:.0f}",
+    header = ["rank", "model", "score", "score_normalized", "Elo", "95% CI (bootstrap)", "battles"]
+    rows = [[str(row["rank"]), row["model"], f"{row['score']:.3f}", f"{row['score_normalized']:.3f}", f"{row['elo']:.0f}",
              f"[{row['ci95_bootstrap'][0]:.3f}, {row['ci95_bootstrap'][1]:.3f}]", str(row["battles"])] for row in table]
     write_table(path, header, rows)
 
@@ -193,18 +232,21 @@ def scatter(path: Path, table: list[dict], automated: dict[str, Path], params: d
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(5, 4))
+    coverage: set[str] = set()
     for row in table:
         metrics_path = automated.get(row["model"])
         if metrics_path is None:
             continue
-        average = json.loads(Path(metrics_path).read_text()).get("reports_weighted_average", {}).get("Average")
+        metrics = json.loads(Path(metrics_path).read_text())
+        average = metrics.get("reports_weighted_average", {}).get("Average")
         if average is None:
             continue
+        coverage.add((metrics.get("reports_weighted_average_over") or {}).get("label", "Average"))
         size = 40 + 20 * np.sqrt(params.get(row["model"], 1e9) / 1e9)
-        axis.scatter(average, row["score_normalised"], s=size, alpha=0.6)
-        axis.annotate(row["model"], (average, row["score_normalised"]), fontsize=7)
-    axis.set_xlabel("automated metrics (weighted average)")
-    axis.set_ylabel("Report Arena score (normalised)")
+        axis.scatter(average, row["score_normalized"], s=size, alpha=0.6)
+        axis.annotate(row["model"], (average, row["score_normalized"]), fontsize=7)
+    axis.set_xlabel(f"automated metrics, weighted average ({'; '.join(sorted(coverage)) or 'Average'})", fontsize=8)
+    axis.set_ylabel("Report Arena score (normalized to [0, 1])")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
