@@ -160,18 +160,18 @@ def _report_texts(reports_root: Path, wanted: set[str], skips: SkipLog) -> Itera
 def index_reports(reports_root: Path, index: MimicIndex, skips: SkipLog) -> None:
     """Fill ``index.sections`` for every study that has a frontal image."""
     wanted = set(index.frontal_by_study)
-    empty: set[str] = set()
+    counted: set[str] = set()  # studies whose report is already a counted skip
     sectioned = reports_root / SECTIONED
     if sectioned.exists():
         for row in readers.csv_rows(sectioned, SOURCE, skips, SECTIONED_COLUMNS, multiline=True):
             study = row.values["study"].strip().lstrip("s")
             if study not in wanted:
                 continue
-            if study in index.sections or study in empty:
+            if study in index.sections or study in counted:
                 skips.skip(SOURCE, "duplicate_report", row.item, f"s{study} is listed twice in {SECTIONED}")
             elif not any(value.strip() for column, value in row.values.items() if column != "study"):
                 skips.skip(SOURCE, "empty_report", row.item, f"s{study}: every section is empty")
-                empty.add(study)
+                counted.add(study)
             else:
                 index.sections[study] = {k: row.values[k] for k in ("findings", "impression")}
     else:
@@ -179,15 +179,19 @@ def index_reports(reports_root: Path, index: MimicIndex, skips: SkipLog) -> None
             raise SourceMissingError(
                 f"{reports_root} has no mimic-cxr-reports.zip, files/ tree or {SECTIONED}"
             )
+        mark = len(skips.rows)
         for study, text in _report_texts(reports_root, wanted, skips):
-            if study in index.sections or study in empty:
+            if study in index.sections or study in counted:
                 skips.skip(SOURCE, "duplicate_report", f"s{study}", "two report files for one study")
             elif not text.strip():
                 skips.skip(SOURCE, "empty_report", f"s{study}", "the report file holds no text")
-                empty.add(study)
+                counted.add(study)
             else:
                 index.sections[study] = report_sections(text)
-    for study in sorted(wanted - set(index.sections) - empty):
+        # A report that could not be read is counted once, as unreadable_file, not again below.
+        counted |= {match.group(1) for row in skips.rows[mark:] if row["reason"] == "unreadable_file"
+                  and (match := REPORT_NAME.search(row["item"]))}
+    for study in sorted(wanted - set(index.sections) - counted):
         skips.skip(SOURCE, "no_report_for_study", f"s{study}")
 
 
