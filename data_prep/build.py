@@ -191,6 +191,16 @@ def check_sources_yield(samples: list[Sample], status: dict[str, str], skips: Sk
             "(recipes/data/build.yaml).")
 
 
+def check_allow_empty(allow_empty: list[str]) -> None:
+    """Refuse a misspelt ``allow_empty`` entry before the build starts (it would silently allow nothing)."""
+    wrong = [entry for entry in allow_empty
+             if entry.split("/")[0] not in SOURCE_ORDER or entry.count("/") > 1
+             or ("/" in entry and entry.split("/")[1] not in REQUIRED_SPLITS)]
+    if wrong:
+        raise ValueError(f"allow_empty: {wrong} are not a source ({list(SOURCE_ORDER)}) or a "
+                         f"source/split (split one of {list(REQUIRED_SPLITS)})")
+
+
 def drop_duplicate_ids(samples: list[Sample], skips: SkipLog) -> list[Sample]:
     """The first sample of each id; every later one is a counted skip (``duplicate_sample_id``):
     two rows that claim the same id (a uid listed twice...) would make the evaluation ambiguous."""
@@ -382,6 +392,7 @@ def build(cfg: DictConfig) -> dict[str, Any]:
 def _build_locked(cfg: DictConfig) -> dict[str, Any]:
     out_dir = Path(cfg.out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
+    check_allow_empty(list(cfg.allow_empty))
     skips = SkipLog()
     samples, status = parse_sources(cfg, skips)
     samples = bound_text(drop_duplicate_ids(samples, skips), cfg.max_text_chars, skips)

@@ -150,13 +150,6 @@ def _physical_lines(handle: BinaryIO, path: Path) -> Iterator[tuple[int, bytes |
 # ------------------------------------------------------------------------------------------ CSV
 
 
-@dataclass
-class _Line:
-    number: int
-    text: str | None  # None: over MAX_LINE_BYTES
-    encoding: str | None  # fallback used to decode it
-
-
 def csv_rows(
     path: Path,
     source: str,
@@ -173,74 +166,88 @@ def csv_rows(
     """
     require_file(path)
     with _open_binary(path) as handle:
-        lines = (_Line(number, *(decode_text(raw) if raw is not None else (None, None)))
-                 for number, raw in _physical_lines(handle, path))
-        yield from _csv_records(path, source, skips, required, multiline, lines)
+        yield from _csv_records(path, source, skips, required, multiline, _decoded(_physical_lines(handle, path)))
 
 
-def _csv_records(path, source, skips, required, multiline, lines: Iterator[_Line]) -> Iterator[Row]:
-    pending: deque[_Line] = deque()
+def _decoded(lines: Iterator[tuple[int, bytes | None]]) -> Iterator[tuple[int, str | None, str | None]]:
+    """(number, text or None when over the limit, fallback encoding or None); the BOM dropped."""
+    for number, raw in lines:
+        if raw is None:
+            yield number, None, None
+            continue
+        try:
+            text, encoding = raw.decode("utf-8"), None  # the fast path: C, no per-line Python codec
+        except UnicodeDecodeError:
+            text, encoding = decode_text(raw)
+        yield number, (text.removeprefix("\ufeff") if number == 1 else text), encoding
+
+
+class _RecordCut(Exception):
+    """Raised into the csv module to end a record at a line it may not take."""
+
+
+def _csv_records(path, source, skips, required, multiline, lines) -> Iterator[Row]:
+    # One csv reader runs over the lines while records are good (the fast path). A bad record
+    # gives back every line but its first, and reading resumes on them with a fresh reader.
+    back: deque = deque()  # lines given back, read again before the file's next ones
+    taken: list = []  # the lines the csv reader took for the record being parsed
     header: list[str] | None = None
-    seen: dict[bytes, int] = {}
+    seen: dict[int, int] = {}
     records = 0
 
-    def refill() -> bool:
-        following = next(lines, None)
-        if following is None:
-            return False
-        pending.append(following)
-        return True
+    def feed() -> Iterator[str]:
+        while True:
+            entry = back.popleft() if back else next(lines, None)
+            if entry is None:
+                return
+            if taken and (entry[1] is None or not multiline):  # may not join the record
+                back.appendleft(entry)
+                raise _RecordCut
+            taken.append(entry)
+            yield "\n" if entry[1] is None else entry[1]  # an over-long line reads as blank, then is counted
 
-    while pending or refill():
-        first = pending[0]
-        if first.text is None:
-            pending.popleft()
-            records += 1
-            _bad(skips, source, "line_too_long", f"{path.name}:{first.number}", f"over {MAX_LINE_BYTES} bytes", path)
-            continue
-        if not first.text.strip():
-            pending.popleft()
-            continue
-        used = 0
-
-        def feed() -> Iterator[str]:
-            nonlocal used
-            while used < len(pending) or refill():
-                entry = pending[used]
-                if entry.text is None or (used and not multiline):
-                    return
-                used += 1
-                yield entry.text
-
+    reader = None
+    while True:
+        if reader is None:
+            reader = csv.reader(feed(), strict=True)
+        taken.clear()
         try:
-            values, error = next(csv.reader(feed(), strict=True), []), ""
-        except csv.Error as exc:
-            values, error = [], str(exc)
-        span = [pending[i] for i in range(used)]
-        item = f"{path.name}:{first.number}"
+            values, error = next(reader), ""
+        except StopIteration:
+            break
+        except (csv.Error, _RecordCut) as exc:
+            values, error, reader = [], str(exc) or "a quoted field runs past the end of its line", None
+        first = taken[0]
+        item = f"{path.name}:{first[0]}"
+        if first[1] is None:
+            if header is None:
+                raise SourceFileError(f"{path}: its header line is over {MAX_LINE_BYTES} bytes")
+            records += 1
+            _bad(skips, source, "line_too_long", item, f"over {MAX_LINE_BYTES} bytes", path)
+            continue
+        if not error and len(values) <= 1 and len(taken) == 1 and not (values and values[0].strip()):
+            continue  # a blank line
         if header is None:
-            for _ in range(used):
-                pending.popleft()
             header = [name.strip() for name in values]
             _check_header(path, header, required, error)
             continue
         records += 1
         if error or len(values) != len(header):
-            # Only the first line is consumed: what a stray quote swallowed is read again as rows.
-            pending.popleft()
+            # Only the first line is lost: what a stray quote swallowed is read again as rows.
+            back.extendleft(reversed(taken[1:]))
+            reader = None if len(taken) > 1 else reader
             detail = error or f"{len(values)} fields, the header has {len(header)}"
             reason = "text_too_long" if "field larger than field limit" in error else "malformed_row"
             _bad(skips, source, reason, item, detail, path)
             continue
-        for _ in range(used):
-            pending.popleft()
-        key = hashlib.blake2b("\x1f".join(values).encode("utf-8", "surrogatepass"), digest_size=12).digest()
+        key = hash(tuple(values))  # 64 bits: a false duplicate is ~1e-8 likely in a million rows
         if key in seen:
             _bad(skips, source, "duplicate_row", item, f"same as line {seen[key]}", path)
             continue
-        seen[key] = first.number
-        _warn_decoded(skips, source, item, next((entry.encoding for entry in span if entry.encoding), None))
-        yield Row(dict(zip(header, values)), item, first.number)
+        seen[key] = first[0]
+        if skips is not None and any(entry[2] for entry in taken):
+            _warn_decoded(skips, source, item, next(entry[2] for entry in taken if entry[2]))
+        yield Row(dict(zip(header, values)), item, first[0])
     if header is None:
         raise SourceFileError(f"{path} has no header line (it is blank)")
     if records == 0:

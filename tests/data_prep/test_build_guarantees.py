@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -109,6 +110,8 @@ def test_a_source_without_a_test_split_stops_the_build_unless_allowed(copy, tmp_
     with pytest.raises(EmptySourceError, match="medical-cxr-vqa yielded no sample in the test split"):
         build(make_config(copy, tmp_path / "out"))
     build(make_config(copy, tmp_path / "out", "allow_empty=[medical-cxr-vqa/test]"))
+    with pytest.raises(ValueError, match="allow_empty"):  # a misspelt entry would allow nothing
+        build(make_config(copy, tmp_path / "out", "allow_empty=[medical-vqa/test]"))
 
 
 def test_an_existing_but_empty_data_root_is_an_error(tmp_path, make_config):
@@ -171,7 +174,7 @@ def test_duplicate_sample_ids_are_counted_at_build_time(releases, monkeypatch, t
 
 
 def test_an_unreadable_image_counts_every_sample_it_loses_per_source(built, releases, make_config, tmp_path):
-    out, manifest = built
+    out, _ = built
     _, truth = releases
     truncated = next(f["id"] for f in truth["faults"] if f["kind"] == "truncated_image")
     samples, _ = parse_sources(make_config(releases[0], tmp_path / "unused"), SkipLog())
@@ -216,9 +219,9 @@ def test_a_non_utf8_report_is_decoded_with_the_stated_fallback_and_counted(copy,
 
 def test_a_second_build_into_the_same_folder_is_refused(releases, tmp_path, make_config):
     out = tmp_path / "out"
-    with output_lock(out):  # the first build, still running
-        with pytest.raises(OutputLockedError, match=rf"is being written by pid {os.getpid()}"):
-            build(make_config(releases[0], out))
+    refused = pytest.raises(OutputLockedError, match=rf"is being written by pid {os.getpid()}")
+    with output_lock(out), refused:  # the first build, still running; the second refused
+        build(make_config(releases[0], out))
     assert not (out / "manifest.json").exists()
     build(make_config(releases[0], out))  # once it is done, the folder is free again
 
@@ -226,10 +229,9 @@ def test_a_second_build_into_the_same_folder_is_refused(releases, tmp_path, make
 def test_the_lock_is_held_across_processes(releases, tmp_path, make_config):
     out = tmp_path / "out"
     out.mkdir()
-    holder = subprocess.Popen(
-        ["python3", "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a+'); fcntl.flock(f, fcntl.LOCK_EX); "
-         "f.write('pid 1 since now'); f.flush(); print('held', flush=True); time.sleep(60)", str(out / ".build.lock")],
-        stdout=subprocess.PIPE, text=True)
+    script = ("import fcntl, sys, time; f = open(sys.argv[1], 'a+'); fcntl.flock(f, fcntl.LOCK_EX); "
+              "f.write('pid 1 since now'); f.flush(); print('held', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", script, str(out / ".build.lock")], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(OutputLockedError, match="pid 1 since now"):
@@ -257,7 +259,7 @@ def test_a_full_disk_leaves_no_temporary_and_the_next_build_cleans_old_ones(rele
 
     # A crash that could not clean up (a kill) leaves temporaries; the next build removes them,
     # but not one that a running process is still writing.
-    dead = subprocess.run(["true"]).args and _dead_pid()
+    dead = _dead_pid()
     (out / "grpo").mkdir(exist_ok=True)
     stale = out / "grpo" / f".train.parquet.{dead}.tmp"
     stale.write_bytes(b"half")
