@@ -101,7 +101,7 @@ def require_file(path: Path) -> None:
 def decode_text(data: bytes) -> tuple[str, str | None]:
     """``data`` as text and the fallback encoding used (None for UTF-8); a UTF-8 BOM is dropped."""
     try:
-        return data.decode("utf-8-sig"), None
+        return data.decode("utf-8").removeprefix("\ufeff"), None
     except UnicodeDecodeError:
         pass
     for encoding in FALLBACK_ENCODINGS:
@@ -245,8 +245,9 @@ def _csv_records(path, source, skips, required, multiline, lines) -> Iterator[Ro
             _bad(skips, source, "duplicate_row", item, f"same as line {seen[key]}", path)
             continue
         seen[key] = first[0]
-        if skips is not None and any(entry[2] for entry in taken):
-            _warn_decoded(skips, source, item, next(entry[2] for entry in taken if entry[2]))
+        encoding = taken[0][2] if len(taken) == 1 else next((entry[2] for entry in taken if entry[2]), None)
+        if encoding:
+            _warn_decoded(skips, source, item, encoding)
         yield Row(dict(zip(header, values)), item, first[0])
     if header is None:
         raise SourceFileError(f"{path} has no header line (it is blank)")
@@ -271,7 +272,7 @@ def _check_header(path: Path, header: list[str], required: Sequence[str], error:
 def _decoded_lines(data: bytes) -> tuple[str, list[tuple[int, str]]]:
     """The text, decoded line by line where the whole is not UTF-8, and (line, encoding) of fallbacks."""
     try:
-        return data.decode("utf-8-sig"), []
+        return data.decode("utf-8").removeprefix("\ufeff"), []
     except UnicodeDecodeError:
         pass
     parts, fallbacks = [], []
