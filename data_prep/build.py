@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -29,10 +30,11 @@ from omegaconf import DictConfig, OmegaConf
 from data_prep import medical_cxr_vqa, mimic_cxr, mimic_ext_vqa, ms_cxr, openi, xraybench
 from data_prep.images import ImageJob, PreparedImage, prepare_images
 from data_prep.mixtures import draw_mixture
-from data_prep.readers import file_problem
+from data_prep.readers import SourceFileError, file_problem
 from data_prep.records import Sample, SkipLog, SourceMissingError
 from data_prep.writers import (
     STAGE1_DATASET,
+    OutputLockedError,
     atomic_write_bytes,
     dataset_info_entry,
     output_lock,
@@ -523,9 +525,17 @@ def _parsed_counts(samples: list[Sample]) -> dict[str, dict[str, dict[str, int]]
             for source, tasks in sorted(counts.items())}
 
 
+# Refusals: bad input or a second writer, stated in one message (no traceback), exit status 2.
+REFUSALS = (SourceMissingError, SourceFileError, SkipRateError, EmptySourceError, LeakageError, OutputLockedError)
+
+
 @hydra.main(config_path=str(RECIPES), config_name="build", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    manifest = build(cfg)
+    try:
+        manifest = build(cfg)
+    except REFUSALS as error:
+        print(f"data build refused ({type(error).__name__}): {error}", file=sys.stderr)
+        sys.exit(2)
     rows = {name: entry["rows"] for name, entry in manifest["outputs"].items()}
     print(json.dumps({"out_dir": str(Path(cfg.out_dir).resolve()), "rows": rows, "skipped": manifest["skipped"]}, indent=2))
 

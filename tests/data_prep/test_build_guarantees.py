@@ -118,6 +118,12 @@ def test_an_existing_but_empty_data_root_is_an_error(tmp_path, make_config):
     (tmp_path / "empty").mkdir()
     with pytest.raises(SourceMissingError, match="holds none of the release folders"):
         build(make_config(tmp_path / "empty", tmp_path / "out"))
+    # On the command line: one clear message and a failing exit status, no traceback.
+    result = subprocess.run(
+        [sys.executable, "-m", "data_prep.build", f"data_root={tmp_path / 'empty'}", f"out_dir={tmp_path / 'out'}"],
+        capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "data build refused (SourceMissingError)" in result.stderr and "holds none" in result.stderr
 
 
 def test_a_broken_split_file_is_blamed_on_mimic_cxr_not_on_a_source_that_joins_on_it(copy, tmp_path, make_config):
