@@ -7,6 +7,10 @@
 4. Write the trainers' files (``writers``), check that no evaluation patient reached a training
    file, and write ``manifest.json``: counts, every output's sha256, the config, every skipped row.
 
+One build writes into an output folder at a time (``writers.output_lock``); temporaries that a
+failed build left behind are removed when it fails and when the next build starts. What is refused,
+skipped or warned about: ``data_prep.readers`` and the README's data preparation section.
+
 Configuration: ``recipes/data/build.yaml`` (Hydra; every key overridable on the command line).
 """
 
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -25,11 +30,15 @@ from omegaconf import DictConfig, OmegaConf
 from data_prep import medical_cxr_vqa, mimic_cxr, mimic_ext_vqa, ms_cxr, openi, xraybench
 from data_prep.images import ImageJob, PreparedImage, prepare_images
 from data_prep.mixtures import draw_mixture
+from data_prep.readers import SourceFileError, file_problem
 from data_prep.records import Sample, SkipLog, SourceMissingError
 from data_prep.writers import (
     STAGE1_DATASET,
+    OutputLockedError,
     atomic_write_bytes,
     dataset_info_entry,
+    output_lock,
+    remove_stale_temporaries,
     sha256_of,
     sharegpt_row,
     update_dataset_info,
@@ -45,7 +54,18 @@ log = logging.getLogger("data_prep.build")
 RECIPES = Path(__file__).resolve().parents[1] / "recipes" / "data"
 
 # Skips that describe the data, not damage to it: they do not count towards max_skip_fraction.
-CONTENT_GAPS = {"no_findings_section", "no_impression_section", "no_frontal_view", "no_report_for_study"}
+# (An exact duplicate row loses nothing: it is counted, but does not count towards the limit.)
+CONTENT_GAPS = {"no_findings_section", "no_impression_section", "no_frontal_view", "no_report_for_study",
+                "duplicate_row"}
+# Upstream first: MIMIC-CXR-JPG's index is what the other MIMIC-based sources join on, so when it
+# is broken their rows fail too ("image_not_in_mimic_metadata"); the error names it first.
+SOURCE_ORDER = (mimic_cxr.SOURCE, openi.SOURCE, ms_cxr.SOURCE, mimic_ext_vqa.SOURCE, medical_cxr_vqa.SOURCE)
+# The config key of each release folder -> the source name its samples carry.
+SAMPLE_SOURCE = {"mimic_cxr_reports": mimic_cxr.SOURCE, "openi": openi.SOURCE, "ms_cxr": ms_cxr.SOURCE,
+                 "mimic_ext_vqa": mimic_ext_vqa.SOURCE, "medical_cxr_vqa": medical_cxr_vqa.SOURCE}
+# The splits every used source must yield (training sets and XrayBench are drawn from them);
+# "validate" is small (MIMIC: 0.8% of images) and may be empty for a small source.
+REQUIRED_SPLITS = ("train", "test")
 
 
 class LeakageError(RuntimeError):
@@ -54,6 +74,11 @@ class LeakageError(RuntimeError):
 
 class SkipRateError(RuntimeError):
     """A source lost more rows to bad input than ``max_skip_fraction`` allows."""
+
+
+class EmptySourceError(RuntimeError):
+    """A source folder that is present yielded no sample (or none in a split) and the config
+    does not list it in ``allow_empty``."""
 
 
 def load_config(overrides: list[str] | None = None, config_name: str = "build") -> DictConfig:
@@ -72,6 +97,11 @@ def parse_sources(cfg: DictConfig, skips: SkipLog) -> tuple[list[Sample], dict[s
     if not data_root.is_dir():
         raise SourceMissingError(f"data_root {data_root} does not exist or is not a folder")
     folder = {key: data_root / name for key, name in cfg.sources.items()}
+    releases = ["mimic_cxr_jpg", *SAMPLE_SOURCE]
+    if not any(folder[key].is_dir() for key in releases):
+        raise SourceMissingError(
+            f"data_root {data_root} holds none of the release folders {[cfg.sources[k] for k in releases]}: "
+            "nothing to build (see recipes/data/build.yaml, sources)")
     status: dict[str, str] = {}
     samples: list[Sample] = []
 
@@ -121,16 +151,84 @@ def parse_sources(cfg: DictConfig, skips: SkipLog) -> tuple[list[Sample], dict[s
 
 
 def check_skip_rates(samples: list[Sample], skips: SkipLog, limit: float) -> None:
+    """Stop when a source lost more than ``limit`` of its rows to bad input; every such source is
+    named, upstream (MIMIC-CXR) first, since its damage makes the sources that join on it fail."""
     kept = Counter(sample.source for sample in samples)
     damaged = Counter(row["source"] for row in skips.rows if row["reason"] not in CONTENT_GAPS)
-    for source, count in sorted(damaged.items()):
+    order = {source: rank for rank, source in enumerate(SOURCE_ORDER)}
+    failing = []
+    for source, count in sorted(damaged.items(), key=lambda item: (order.get(item[0], len(order)), item[0])):
         fraction = count / (count + kept.get(source, 0))
         if fraction > limit:
             reasons = skips.counts().get(source, {})
-            raise SkipRateError(
-                f"{source}: {count} rows ({fraction:.0%}) were skipped for bad input, more than "
-                f"max_skip_fraction={limit:.0%}; reasons: {reasons}. See skipped.jsonl."
-            )
+            failing.append(f"{source}: {count} rows ({fraction:.0%}) were skipped for bad input; reasons: {reasons}")
+    if failing:
+        raise SkipRateError(
+            f"more than max_skip_fraction={limit:.0%} of the rows were skipped for bad input. "
+            + " | ".join(failing) + ". See skipped.jsonl.")
+
+
+def check_sources_yield(samples: list[Sample], status: dict[str, str], skips: SkipLog, allow_empty: list[str]) -> None:
+    """Every source folder that is present yields samples, in each of ``REQUIRED_SPLITS``, unless
+    ``allow_empty`` lists it (``openi``) or that split of it (``ms-cxr/test``)."""
+    if not samples:
+        raise EmptySourceError(f"no source yielded a usable sample: {dict(sorted(status.items()))}; "
+                               f"skipped: {skips.counts() or 'nothing'}")
+    per_split = Counter((sample.source, sample.split) for sample in samples)
+    per_source = Counter(sample.source for sample in samples)
+    problems = []
+    for key, source in SAMPLE_SOURCE.items():
+        if not status.get(key, "").startswith("used") or source in allow_empty:
+            continue
+        if not per_source[source]:
+            reasons = skips.counts().get(source, {})
+            problems.append(f"{source} yielded no sample (skipped: {reasons or 'nothing'})")
+            continue
+        problems += [f"{source} yielded no sample in the {split} split" for split in REQUIRED_SPLITS
+                     if not per_split[(source, split)] and f"{source}/{split}" not in allow_empty]
+    if problems:
+        raise EmptySourceError(
+            "; ".join(problems) + ". A release file lost its rows or a column, or the join on "
+            "MIMIC-CXR failed: see skipped.jsonl. If this is expected, list it in allow_empty "
+            "(recipes/data/build.yaml).")
+
+
+def check_allow_empty(allow_empty: list[str]) -> None:
+    """Refuse a misspelt ``allow_empty`` entry before the build starts (it would silently allow nothing)."""
+    wrong = [entry for entry in allow_empty
+             if entry.split("/")[0] not in SOURCE_ORDER or entry.count("/") > 1
+             or ("/" in entry and entry.split("/")[1] not in REQUIRED_SPLITS)]
+    if wrong:
+        raise ValueError(f"allow_empty: {wrong} are not a source ({list(SOURCE_ORDER)}) or a "
+                         f"source/split (split one of {list(REQUIRED_SPLITS)})")
+
+
+def drop_duplicate_ids(samples: list[Sample], skips: SkipLog) -> list[Sample]:
+    """The first sample of each id; every later one is a counted skip (``duplicate_sample_id``):
+    two rows that claim the same id (a uid listed twice...) would make the evaluation ambiguous."""
+    seen: set[str] = set()
+    unique = []
+    for sample in samples:
+        if sample.sample_id in seen:
+            skips.skip(sample.source, "duplicate_sample_id", sample.sample_id, str(sample.image))
+        else:
+            seen.add(sample.sample_id)
+            unique.append(sample)
+    return unique
+
+
+def bound_text(samples: list[Sample], limit: int, skips: SkipLog) -> list[Sample]:
+    """Samples whose every text field (question, answer, each list item) holds at most ``limit``
+    characters; a longer one is a counted skip (``text_too_long``), never copied into training data."""
+    kept = []
+    for sample in samples:
+        answers = sample.answer if isinstance(sample.answer, tuple) else (sample.answer,)
+        longest = max(len(text) for text in (sample.question or "", sample.subtype, *answers))
+        if longest > limit:
+            skips.skip(sample.source, "text_too_long", sample.sample_id, f"{longest} characters, over {limit}")
+        else:
+            kept.append(sample)
+    return kept
 
 
 # ----------------------------------------------------------------------------------------- images
@@ -141,7 +239,15 @@ def prepare_sample_images(
 ) -> tuple[list[Sample], dict[Path, PreparedImage]]:
     """Samples whose image is usable, and each image's prepared form."""
     data_root = Path(cfg.data_root).resolve()
-    sources = sorted({sample.image for sample in samples})
+    failed: dict[Path, tuple[str, str]] = {}
+    sources = []
+    for source in sorted({sample.image for sample in samples}):
+        # Checked before anything opens or resolves it: a FIFO would hang the build, a symlink loop abort it.
+        problem = file_problem(source)
+        if problem is None:
+            sources.append(source)
+        else:
+            failed[source] = ("missing_image" if problem == "missing" else "unreadable_image", f"{source}: {problem}")
     jobs = []
     for source in sources:
         target = None
@@ -150,21 +256,19 @@ def prepare_sample_images(
             target = (out_dir / "images" / relative).with_suffix(".jpg")
         jobs.append(ImageJob(source, target, cfg.frame.min_pixels, cfg.frame.max_pixels, cfg.images.quality))
     results = prepare_images(jobs, cfg.images.workers)
-    prepared, failed = {}, {}
+    prepared = {}
     for source, result in zip(sources, results):
         if isinstance(result, PreparedImage):
             prepared[source] = result
         else:
             failed[source] = result
-    reported = set()
     usable = []
-    for sample in samples:
+    for sample in samples:  # one skip per sample lost, so each source counts what it lost
         if sample.image in prepared:
             usable.append(sample)
-        elif sample.image not in reported:
+        else:
             reason, detail = failed[sample.image]
-            skips.skip(sample.source, reason, str(sample.image), detail)
-            reported.add(sample.image)
+            skips.skip(sample.source, reason, str(sample.image), f"{sample.sample_id}: {detail}")
     return usable, prepared
 
 
@@ -275,13 +379,30 @@ def task_pools(samples: list[Sample], split: str, expand_grounding: bool) -> dic
 
 
 def build(cfg: DictConfig) -> dict[str, Any]:
+    """Build every dataset into ``cfg.out_dir``, holding its lock (a second build is refused)."""
+    out_dir = Path(cfg.out_dir).resolve()
+    with output_lock(out_dir):
+        for path in remove_stale_temporaries(out_dir):
+            log.warning("removed %s, left by an earlier build that failed", path)
+        try:
+            return _build_locked(cfg)
+        except BaseException:
+            remove_stale_temporaries(out_dir)
+            raise
+
+
+def _build_locked(cfg: DictConfig) -> dict[str, Any]:
     out_dir = Path(cfg.out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
+    check_allow_empty(list(cfg.allow_empty))
     skips = SkipLog()
     samples, status = parse_sources(cfg, skips)
+    samples = bound_text(drop_duplicate_ids(samples, skips), cfg.max_text_chars, skips)
     samples, prepared = prepare_sample_images(samples, cfg, out_dir, skips)
     write_jsonl(out_dir / "skipped.jsonl", skips.rows)
+    write_jsonl(out_dir / "warnings.jsonl", skips.warnings)
     check_skip_rates(samples, skips, cfg.max_skip_fraction)
+    check_sources_yield(samples, status, skips, list(cfg.allow_empty))
     prompts_file = Path(cfg.get("prompts_file") or RECIPES / "prompts.yaml")
     converter = Converter(yaml.safe_load(prompts_file.read_text(encoding="utf-8")), prepared, out_dir)
 
@@ -342,6 +463,7 @@ def build(cfg: DictConfig) -> dict[str, Any]:
         (write_parquet if name.endswith(".parquet") else write_jsonl)(out_dir / name, rows)
     update_dataset_info(out_dir, STAGE1_DATASET, dataset_info_entry("stage1/train.jsonl"))
     write_jsonl(out_dir / "skipped.jsonl", skips.rows)
+    write_jsonl(out_dir / "warnings.jsonl", skips.warnings)
     # Where each image came from and how it was scaled: maps boxes back to original pixels.
     data_root = Path(cfg.data_root).resolve()
     image_rows = []
@@ -367,7 +489,8 @@ def build(cfg: DictConfig) -> dict[str, Any]:
             "by_source": dict(sorted(Counter(sample.source for _, sample in pairs).items())),
         }
 
-    files = sorted(list(outputs) + ["dataset_info.json", "skipped.jsonl", "images/SHA256SUMS", "images/index.jsonl"])
+    files = sorted(list(outputs) + ["dataset_info.json", "skipped.jsonl", "warnings.jsonl", "images/SHA256SUMS",
+                                    "images/index.jsonl"])
     manifest = {
         "config": OmegaConf.to_container(cfg, resolve=False),
         "sources": dict(sorted(status.items())),
@@ -381,6 +504,7 @@ def build(cfg: DictConfig) -> dict[str, Any]:
         },
         "images": {"prepared": len(prepared), "resized_into_output": bool(cfg.images.resize)},
         "skipped": skips.counts(),
+        "warnings": skips.counts(skips.warnings),
         "leakage_check": {
             "evaluation_patients": len(evaluation_subjects),
             "training_patients": len(training_subjects),
@@ -401,9 +525,17 @@ def _parsed_counts(samples: list[Sample]) -> dict[str, dict[str, dict[str, int]]
             for source, tasks in sorted(counts.items())}
 
 
+# Refusals: bad input or a second writer, stated in one message (no traceback), exit status 2.
+REFUSALS = (SourceMissingError, SourceFileError, SkipRateError, EmptySourceError, LeakageError, OutputLockedError)
+
+
 @hydra.main(config_path=str(RECIPES), config_name="build", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    manifest = build(cfg)
+    try:
+        manifest = build(cfg)
+    except REFUSALS as error:
+        print(f"data build refused ({type(error).__name__}): {error}", file=sys.stderr)
+        sys.exit(2)
     rows = {name: entry["rows"] for name, entry in manifest["outputs"].items()}
     print(json.dumps({"out_dir": str(Path(cfg.out_dir).resolve()), "rows": rows, "skipped": manifest["skipped"]}, indent=2))
 

@@ -5,14 +5,16 @@ columns by name. Questions are typed by the release's ``question_type`` (abnorma
 view, location, level, type); ``answer_kinds`` (config) says which are lists (abnormality lists
 are joined with ", " in the release and are split back). Images and split come from
 MIMIC-CXR-JPG by ``dicom_id``: the release's own split labels are not used, so every MIMIC-derived
-source splits by patient alike.
+source splits by patient alike. The file is read through ``data_prep.readers.csv_rows`` (required
+columns, decoding, counted bad and duplicate rows).
 """
 
 from __future__ import annotations
 
-import csv
+from contextlib import closing
 from pathlib import Path
 
+from data_prep import readers
 from data_prep.mimic_cxr import MimicIndex
 from data_prep.records import Sample, SkipLog, SourceMissingError
 
@@ -26,16 +28,10 @@ def vqa_samples(root: Path, index: MimicIndex, answer_kinds: dict[str, str], ski
     if path is None:
         raise SourceMissingError(f"{root} has no {' or '.join(NAMES)}")
     samples = []
-    with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = [column for column in COLUMNS if column not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{path} lacks the columns {missing} (has {reader.fieldnames})")
-        for line, row in enumerate(reader, start=2):
-            item = f"{path.name}:{line}"
-            if None in row or any(row.get(column) is None for column in COLUMNS):
-                skips.skip(SOURCE, "malformed_row", item, str(row)[:200])
-                continue
+    rows = readers.csv_rows(path, SOURCE, skips, COLUMNS, multiline=True)
+    with closing(rows):  # the file is closed even when a later check stops the parse
+        for checked in rows:
+            row, item, line = checked.values, checked.item, checked.line
             question_type, question, answer = row["question_type"].strip(), row["question"].strip(), row["answer"].strip()
             if question_type not in answer_kinds:
                 skips.skip(SOURCE, "unknown_question_type", item, question_type)

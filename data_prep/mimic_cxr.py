@@ -9,24 +9,29 @@ Reads, streaming:
 Yields the ``MimicIndex`` that MS-CXR and both VQA sources join on, and the report-generation
 samples: one frontal image per study (ViewPosition in ``frontal_views``, in order of preference),
 findings and impression as separate tasks; a study without a section is not emitted for that task.
+Every file is read through ``data_prep.readers`` (required columns, decoding, counted bad rows). An
+image or study listed twice is a counted skip (the first listing is kept); a report with no text
+at all is damage (``empty_report``), unlike a report that lacks a section (a content gap).
 """
 
 from __future__ import annotations
 
-import csv
-import gzip
 import re
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from data_prep import readers
 from data_prep.mimic_sections import report_sections
 from data_prep.records import Sample, SkipLog, SourceMissingError, section_samples
 
 SOURCE = "mimic-cxr"
 METADATA = "mimic-cxr-2.0.0-metadata.csv.gz"
 SPLIT = "mimic-cxr-2.0.0-split.csv.gz"
+SECTIONED = "mimic_cxr_sectioned.csv"
+METADATA_COLUMNS = ("dicom_id", "subject_id", "study_id", "ViewPosition", "Rows", "Columns")
+SPLIT_COLUMNS = ("dicom_id", "split")
+SECTIONED_COLUMNS = ("study", "findings", "impression")
 REPORT_NAME = re.compile(r"(?:^|/)s(\d{8})\.txt$")
 
 
@@ -76,19 +81,10 @@ def release_root(folder: Path, marker: str) -> Path:
     raise SourceMissingError(f"{folder} has no {marker} (nor a version folder holding it)")
 
 
-def read_gz_csv(path: Path) -> Iterator[dict[str, str]]:
-    """Rows as dicts keyed by the header (column order varies between copies of the release)."""
-    with gzip.open(path, "rt", encoding="utf-8", newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, [])
-        for values in reader:
-            yield dict(zip(header, values))
-
-
 def _int_or_none(value: str) -> int | None:
     try:
         number = int(float(value))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     return number if number > 0 else None
 
@@ -99,19 +95,26 @@ def index_images(jpg_root: Path, frontal_views: list[str], skips: SkipLog) -> Mi
     if not split_path.exists():
         raise SourceMissingError(f"{split_path} is missing: MIMIC-CXR-JPG ships it beside the metadata")
     split_of: dict[str, str] = {}
-    for row in read_gz_csv(split_path):
-        if row.get("dicom_id") and row.get("split") in ("train", "validate", "test"):
-            split_of[row["dicom_id"]] = row["split"]
+    for row in readers.csv_rows(split_path, SOURCE, skips, SPLIT_COLUMNS):
+        dicom, split = row.values["dicom_id"].strip(), row.values["split"].strip()
+        if not dicom or split not in ("train", "validate", "test"):
+            skips.skip(SOURCE, "malformed_split_row", row.item, str(row.values)[:200])
+        elif dicom in split_of:
+            skips.skip(SOURCE, "duplicate_dicom_id", row.item, f"{dicom} is listed twice in {SPLIT}")
         else:
-            skips.skip(SOURCE, "malformed_split_row", row.get("dicom_id") or "?", str(row))
+            split_of[dicom] = split
 
     index = MimicIndex()
     preference = {view: rank for rank, view in enumerate(frontal_views)}
     best: dict[str, tuple[int, str]] = {}
-    for row in read_gz_csv(root / METADATA):
-        dicom, subject, study = row.get("dicom_id", ""), row.get("subject_id", ""), row.get("study_id", "")
+    for line in readers.csv_rows(root / METADATA, SOURCE, skips, METADATA_COLUMNS):
+        row = line.values
+        dicom, subject, study = row["dicom_id"].strip(), row["subject_id"].strip(), row["study_id"].strip()
         if not (len(subject) == 8 and subject.isdigit() and len(study) == 8 and study.isdigit() and dicom):
-            skips.skip(SOURCE, "malformed_metadata_row", dicom or "?", str(row))
+            skips.skip(SOURCE, "malformed_metadata_row", line.item, str(row)[:200])
+            continue
+        if dicom in index.images:
+            skips.skip(SOURCE, "duplicate_dicom_id", line.item, f"{dicom} is listed twice in {METADATA}")
             continue
         split = split_of.get(dicom)
         if split is None:
@@ -129,43 +132,66 @@ def index_images(jpg_root: Path, frontal_views: list[str], skips: SkipLog) -> Mi
             if study not in best or candidate < best[study]:
                 best[study] = candidate
     index.frontal_by_study = {study: dicom for study, (_, dicom) in sorted(best.items())}
+    if not index.images:
+        raise readers.SourceFileError(
+            f"no image of {root / METADATA} is in {split_path} with a valid split: one of them is broken "
+            f"(skipped rows: {skips.counts().get(SOURCE, {})})")
     return index
 
 
-def _report_texts(reports_root: Path, wanted: set[str]) -> Iterator[tuple[str, str]]:
+def _report_texts(reports_root: Path, wanted: set[str], skips: SkipLog) -> Iterator[tuple[str, str]]:
     """(study_id, report text) for the wanted studies, from the zip or the extracted tree."""
+    def study_of(name: str) -> str | None:
+        match = REPORT_NAME.search(name)
+        return match.group(1) if match and match.group(1) in wanted else None
+
     archive = next(iter(sorted(reports_root.glob("*.zip"))), None)
     if archive is not None:
-        with zipfile.ZipFile(archive) as zipped:
-            for name in sorted(zipped.namelist()):
-                match = REPORT_NAME.search(name)
-                if match and match.group(1) in wanted:
-                    yield match.group(1), zipped.read(name).decode("utf-8", errors="replace")
+        yield from readers.zip_texts(archive, study_of, SOURCE, skips)
         return
     for path in sorted(reports_root.rglob("s*.txt")):
-        match = REPORT_NAME.search(path.as_posix())
-        if match and match.group(1) in wanted:
-            yield match.group(1), path.read_text(encoding="utf-8", errors="replace")
+        study = study_of(path.as_posix())
+        if study is not None:
+            text = readers.text_file(path, SOURCE, skips, str(path.relative_to(reports_root)))
+            if text is not None:
+                yield study, text
 
 
 def index_reports(reports_root: Path, index: MimicIndex, skips: SkipLog) -> None:
     """Fill ``index.sections`` for every study that has a frontal image."""
     wanted = set(index.frontal_by_study)
-    sectioned = reports_root / "mimic_cxr_sectioned.csv"
+    counted: set[str] = set()  # studies whose report is already a counted skip
+    sectioned = reports_root / SECTIONED
     if sectioned.exists():
-        with sectioned.open(encoding="utf-8", newline="") as handle:
-            for row in csv.DictReader(handle):
-                study = (row.get("study") or "").lstrip("s")
-                if study in wanted:
-                    index.sections[study] = {k: row.get(k) or "" for k in ("findings", "impression")}
+        for row in readers.csv_rows(sectioned, SOURCE, skips, SECTIONED_COLUMNS, multiline=True):
+            study = row.values["study"].strip().lstrip("s")
+            if study not in wanted:
+                continue
+            if study in index.sections or study in counted:
+                skips.skip(SOURCE, "duplicate_report", row.item, f"s{study} is listed twice in {SECTIONED}")
+            elif not any(value.strip() for column, value in row.values.items() if column != "study"):
+                skips.skip(SOURCE, "empty_report", row.item, f"s{study}: every section is empty")
+                counted.add(study)
+            else:
+                index.sections[study] = {k: row.values[k] for k in ("findings", "impression")}
     else:
         if not reports_root.exists() or not (any(reports_root.glob("*.zip")) or (reports_root / "files").exists()):
             raise SourceMissingError(
-                f"{reports_root} has no mimic-cxr-reports.zip, files/ tree or mimic_cxr_sectioned.csv"
+                f"{reports_root} has no mimic-cxr-reports.zip, files/ tree or {SECTIONED}"
             )
-        for study, text in _report_texts(reports_root, wanted):
-            index.sections[study] = report_sections(text)
-    for study in sorted(wanted - set(index.sections)):
+        mark = len(skips.rows)
+        for study, text in _report_texts(reports_root, wanted, skips):
+            if study in index.sections or study in counted:
+                skips.skip(SOURCE, "duplicate_report", f"s{study}", "two report files for one study")
+            elif not text.strip():
+                skips.skip(SOURCE, "empty_report", f"s{study}", "the report file holds no text")
+                counted.add(study)
+            else:
+                index.sections[study] = report_sections(text)
+        # A report that could not be read is counted once, as unreadable_file, not again below.
+        counted |= {match.group(1) for row in skips.rows[mark:] if row["reason"] == "unreadable_file"
+                  and (match := REPORT_NAME.search(row["item"]))}
+    for study in sorted(wanted - set(index.sections) - counted):
         skips.skip(SOURCE, "no_report_for_study", f"s{study}")
 
 

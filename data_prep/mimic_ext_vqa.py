@@ -4,14 +4,15 @@ Reads ``dataset/{train,valid,test}.json`` (JSON arrays). Questions are typed by 
 ``content_type`` (anatomy, attribute, presence, abnormality, plane, gender, size); ``verify``
 questions (yes/no) are closed, the others follow ``answer_kinds`` (config): a list answer stays a
 list, including the empty list. Images and split come from MIMIC-CXR-JPG by ``image_id`` so that
-splits agree by patient with every other MIMIC-derived source.
+splits agree by patient with every other MIMIC-derived source. Each file is read through
+``data_prep.readers.json_records``: a file that is not a non-empty list of records is refused.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from data_prep import readers
 from data_prep.mimic_cxr import MimicIndex
 from data_prep.records import Sample, SkipLog, SourceMissingError
 
@@ -26,12 +27,7 @@ def vqa_samples(root: Path, index: MimicIndex, answer_kinds: dict[str, str], ski
         raise SourceMissingError(f"{dataset} has none of {list(FILES)}")
     samples = []
     for path in present:
-        try:
-            records = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path} is not valid JSON: {error}") from None
-        for position, record in enumerate(records if isinstance(records, list) else []):
-            item = f"{path.name}[{position}]"
+        for position, item, record in readers.json_records(path, SOURCE, skips):
             sample = _sample(record, item, f"{SOURCE}/{path.stem}/{position}", index, answer_kinds, skips)
             if sample is not None:
                 samples.append(sample)
@@ -53,10 +49,10 @@ def _sample(
     if not all(isinstance(value, str) for value in answer):
         skips.skip(SOURCE, "malformed_answer", item, str(answer))
         return None
-    if content_type not in answer_kinds:
+    if not isinstance(content_type, str) or content_type not in answer_kinds:
         skips.skip(SOURCE, "unknown_question_type", item, str(content_type))
         return None
-    image = index.images.get(dicom)
+    image = index.images.get(dicom) if isinstance(dicom, str) else None
     if image is None:
         skips.skip(SOURCE, "image_not_in_mimic_metadata", item, str(dicom))
         return None

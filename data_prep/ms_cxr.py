@@ -5,42 +5,67 @@ size in pixels of the original full-resolution image) or, without it, the COCO-s
 Rows that repeat (dicom_id, category, phrase) are one phrase with several boxes. Images and the
 split come from MIMIC-CXR-JPG: MS-CXR's own ``split`` column is **not** MIMIC's, and using it
 would leak MIMIC test patients into training, so it is ignored. Boxes are kept in original pixels
-here; the build converts them to the model's frame.
+here; the build converts them to the model's frame. Files are read through ``data_prep.readers``:
+a row repeated exactly is one box, counted as ``duplicate_row``, not a second copy of the box.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 from pathlib import Path
 
+from data_prep import readers
 from data_prep.mimic_cxr import MimicIndex
 from data_prep.records import Sample, SkipLog, SourceMissingError
 
 SOURCE = "ms-cxr"
+COLUMNS = ("dicom_id", "category_name", "label_text", "x", "y", "w", "h")  # image_width/height: optional
 
 
-def _csv_rows(path: Path) -> list[dict]:
-    with path.open(encoding="utf-8", newline="") as handle:
-        return list(csv.DictReader(handle))
+def _csv_rows(path: Path, skips: SkipLog) -> list[tuple[str, dict]]:
+    return [(row.item, row.values)
+            for row in readers.csv_rows(path, SOURCE, skips, COLUMNS, multiline=True)]
 
 
-def _coco_rows(path: Path) -> list[dict]:
-    coco = json.loads(path.read_text(encoding="utf-8"))
-    images = {image["id"]: image for image in coco.get("images", [])}
-    categories = {category["id"]: category["name"] for category in coco.get("categories", [])}
-    rows = []
-    for annotation in coco.get("annotations", []):
-        image = images.get(annotation.get("image_id"), {})
-        x, y, w, h = (list(annotation.get("bbox") or []) + [None] * 4)[:4]
-        rows.append({
-            "dicom_id": Path(image.get("file_name") or image.get("path") or "").stem,
-            "category_name": categories.get(annotation.get("category_id"), ""),
-            "label_text": annotation.get("label_text", ""),
+def _coco_rows(path: Path, skips: SkipLog) -> list[tuple[str, dict]]:
+    coco, _, fallbacks = readers.json_document(path)
+    if fallbacks:
+        skips.warn(SOURCE, f"decoded_as_{fallbacks[0][1]}", path.name, f"{len(fallbacks)} lines not UTF-8")
+    lists = {key: coco.get(key) for key in ("images", "categories", "annotations")} if isinstance(coco, dict) else {}
+    if not lists or not all(isinstance(value, list) for value in lists.values()):
+        raise readers.SourceFileError(
+            f"{path} is {readers.describe(coco)}; MS-CXR's COCO file is an object with lists "
+            "images, categories and annotations")
+    if not lists["annotations"]:
+        raise readers.SourceFileError(f"{path} has no annotations")
+    def key(value):  # ids are numbers or strings; anything else matches nothing
+        return value if isinstance(value, (int, str)) else None
+
+    images = {key(image.get("id")): image for image in lists["images"] if isinstance(image, dict)}
+    categories = {key(c.get("id")): c.get("name") for c in lists["categories"] if isinstance(c, dict)}
+    images.pop(None, None), categories.pop(None, None)
+    rows, seen = [], set()
+    for position, annotation in enumerate(lists["annotations"]):
+        item = f"{path.name}:annotations[{position}]"
+        if not isinstance(annotation, dict):
+            skips.skip(SOURCE, "malformed_row", item, readers.describe(annotation))
+            continue
+        canonical = json.dumps(annotation, sort_keys=True, default=str)
+        if canonical in seen:
+            skips.skip(SOURCE, "duplicate_row", item, "an annotation repeated exactly")
+            continue
+        seen.add(canonical)
+        image = images.get(key(annotation.get("image_id"))) or {}
+        bbox = annotation.get("bbox")
+        x, y, w, h = ((bbox if isinstance(bbox, list) else []) + [None] * 4)[:4]
+        rows.append((item, {
+            "dicom_id": Path(str(image.get("file_name") or image.get("path") or "")).stem,
+            "category_name": str(categories.get(key(annotation.get("category_id"))) or ""),
+            "label_text": str(annotation.get("label_text") or ""),
             "x": x, "y": y, "w": w, "h": h,
             "image_width": image.get("width"), "image_height": image.get("height"),
-        })
+        }))
     return rows
 
 
@@ -56,18 +81,18 @@ def grounding_samples(root: Path, index: MimicIndex, skips: SkipLog) -> list[Sam
     csv_files = sorted(root.glob("MS_CXR_Local_Alignment_*.csv"))
     json_files = sorted(root.glob("MS_CXR_Local_Alignment_*.json"))
     if csv_files:
-        rows = _csv_rows(csv_files[-1])
+        rows = _csv_rows(csv_files[-1], skips)
     elif json_files:
-        rows = _coco_rows(json_files[-1])
+        rows = _coco_rows(json_files[-1], skips)
     else:
         raise SourceMissingError(f"{root} has no MS_CXR_Local_Alignment_*.csv or .json")
 
     phrases: dict[tuple[str, str, str], list] = {}
-    for row in rows:
+    for where, row in rows:
         dicom = (row.get("dicom_id") or "").strip()
         phrase = " ".join((row.get("label_text") or "").split())
         category = (row.get("category_name") or "").strip()
-        item = f"{dicom} {phrase[:40]!r}"
+        item = f"{where} {dicom} {phrase[:40]!r}"
         box = _box(row)
         image = index.images.get(dicom)
         if not dicom or not phrase or not category or box is None:
@@ -78,7 +103,7 @@ def grounding_samples(root: Path, index: MimicIndex, skips: SkipLog) -> list[Sam
             continue
         try:
             width, height = int(float(row["image_width"])), int(float(row["image_height"]))
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             width, height = image.width, image.height
         if not width or not height:
             skips.skip(SOURCE, "image_size_unknown", item)

@@ -9,20 +9,23 @@ is taken).
 Open-I has no official split: a study goes to test / validate / train by a stable hash of its uid
 (``split_seed``), so every build puts it in the same split. ``XXXX`` de-identification marks become
 the project's placeholder (``records.clean_text``). A study without the section is not emitted for
-that task.
+that task. Files are read through ``data_prep.readers``; a uid listed twice in the reports is a
+counted skip (the first row is kept).
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import re
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
+from data_prep import readers
 from data_prep.records import Sample, SkipLog, SourceMissingError, section_samples
 
 SOURCE = "openi"
+REPORT_COLUMNS = ("uid", "findings", "impression")
+PROJECTION_COLUMNS = ("uid", "filename", "projection")
 
 
 def stable_split(uid: str, test_fraction: float, validate_fraction: float, split_seed: int) -> str:
@@ -41,33 +44,40 @@ def _kaggle_studies(root: Path, skips: SkipLog) -> list[tuple[str, dict[str, str
     if not projections.exists():
         raise SourceMissingError(f"{projections} is missing: the Kaggle copy ships it beside indiana_reports.csv")
     frontal: dict[str, str] = {}
-    with projections.open(encoding="utf-8", newline="") as handle:
-        for row in csv.DictReader(handle):
-            uid, filename = (row.get("uid") or "").strip(), (row.get("filename") or "").strip()
-            if not uid or not filename:
-                skips.skip(SOURCE, "malformed_projection_row", uid or "?", str(row))
-            elif (row.get("projection") or "").strip() == "Frontal":
-                frontal[uid] = min(frontal.get(uid, filename), filename)
-    studies = []
-    with (root / "indiana_reports.csv").open(encoding="utf-8", newline="") as handle:
-        for row in csv.DictReader(handle):
-            uid = (row.get("uid") or "").strip()
-            if not uid.isdigit():
-                skips.skip(SOURCE, "malformed_report_row", uid or "?", str(row))
-                continue
-            if uid not in frontal:
-                skips.skip(SOURCE, "no_frontal_view", f"uid {uid}")
-                continue
-            sections = {"findings": row.get("findings") or "", "impression": row.get("impression") or ""}
-            studies.append((uid, sections, root / "images" / "images_normalized" / frontal[uid]))
+    for line in readers.csv_rows(projections, SOURCE, skips, PROJECTION_COLUMNS):
+        row = line.values
+        uid, filename = row["uid"].strip(), row["filename"].strip()
+        if not uid or not filename:
+            skips.skip(SOURCE, "malformed_projection_row", line.item, str(row)[:200])
+        elif row["projection"].strip() == "Frontal":
+            frontal[uid] = min(frontal.get(uid, filename), filename)
+    studies, seen = [], set()
+    for line in readers.csv_rows(root / "indiana_reports.csv", SOURCE, skips, REPORT_COLUMNS, multiline=True):
+        row = line.values
+        uid = row["uid"].strip()
+        if not uid.isdigit():
+            skips.skip(SOURCE, "malformed_report_row", line.item, str(row)[:200])
+            continue
+        if uid in seen:
+            skips.skip(SOURCE, "duplicate_uid", line.item, f"uid {uid} has two report rows")
+            continue
+        seen.add(uid)
+        if uid not in frontal:
+            skips.skip(SOURCE, "no_frontal_view", f"uid {uid}")
+            continue
+        sections = {"findings": row["findings"], "impression": row["impression"]}
+        studies.append((uid, sections, root / "images" / "images_normalized" / frontal[uid]))
     return studies
 
 
 def _xml_studies(root: Path, skips: SkipLog) -> list[tuple[str, dict[str, str], Path]]:
     studies = []
     for path in sorted((root / "ecgen-radiology").glob("*.xml"), key=lambda p: (len(p.stem), p.stem)):
-        try:
-            tree = ElementTree.parse(path)
+        text = readers.text_file(path, SOURCE, skips, path.name)
+        if text is None:
+            continue
+        try:  # the text, decoded by the readers' rule (an XML encoding declaration is not trusted)
+            tree = ElementTree.ElementTree(ElementTree.fromstring(re.sub(r"^\s*<\?xml[^>]*\?>", "", text)))
         except ElementTree.ParseError as error:
             skips.skip(SOURCE, "malformed_xml", path.name, str(error))
             continue

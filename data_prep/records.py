@@ -36,16 +36,25 @@ class Sample:
 
 @dataclass
 class SkipLog:
-    """Every row a parser could not use, with its reason: counted, never silently lost."""
+    """Every row a parser could not use, with its reason: counted, never silently lost.
+
+    ``warnings`` are rows that were kept but changed on the way in (text that was not UTF-8 and
+    was decoded with a fallback): counted the same way, so that nothing is altered silently.
+    """
 
     rows: list[dict] = field(default_factory=list)
+    warnings: list[dict] = field(default_factory=list)
 
     def skip(self, source: str, reason: str, item: str, detail: str = "") -> None:
         self.rows.append({"source": source, "reason": reason, "item": item, "detail": detail[:300]})
 
-    def counts(self) -> dict[str, dict[str, int]]:
+    def warn(self, source: str, reason: str, item: str, detail: str = "") -> None:
+        self.warnings.append({"source": source, "reason": reason, "item": item, "detail": detail[:300]})
+
+    def counts(self, rows: list[dict] | None = None) -> dict[str, dict[str, int]]:
+        """{source: {reason: count}} of the skipped rows (or of ``rows``, e.g. the warnings)."""
         by_source: dict[str, Counter] = {}
-        for row in self.rows:
+        for row in self.rows if rows is None else rows:
             by_source.setdefault(row["source"], Counter())[row["reason"]] += 1
         return {source: dict(sorted(counter.items())) for source, counter in sorted(by_source.items())}
 

@@ -21,9 +21,15 @@
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import json
 import os
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -34,10 +40,16 @@ STAGE1_DATASET = "deepmedix_stage1"
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``path`` whole or not at all: a temporary beside it, renamed over it. A failed write
+    (a full disk) removes its temporary and leaves ``path`` as it was."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
+    try:
+        temporary.write_bytes(data)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
@@ -92,3 +104,79 @@ def sha256_of(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+# ------------------------------------------------------------------ one writer per output folder
+
+LOCK_FILE = ".build.lock"
+TEMPORARY = re.compile(r"^\..+\.(\d+)\.tmp$")  # what atomic_write_bytes and data_prep.images write
+
+
+class OutputLockedError(RuntimeError):
+    """Another process is writing into the same output folder."""
+
+
+@contextmanager
+def output_lock(out_dir: Path) -> Iterator[None]:
+    """Hold ``out_dir/.build.lock`` (``fcntl.flock``) while writing into ``out_dir``, or refuse.
+
+    Two builds into one folder would interleave their outputs under one manifest. The kernel
+    drops the lock when its holder dies, so a crashed build never blocks the next one. The file
+    stays (deleting a lock file races with the next taker) and is left empty.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / LOCK_FILE
+    handle = path.open("a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            if error.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise OutputLockedError(
+                f"{out_dir} is being written by {holder} (lock {path}); wait for it to finish or "
+                "build into another out_dir") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} since {time.strftime('%Y-%m-%dT%H:%M:%S%z')}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.seek(0)
+            handle.truncate()
+            handle.flush()
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    finally:
+        handle.close()
+
+
+def remove_stale_temporaries(out_dir: Path) -> list[Path]:
+    """Delete the half-written temporaries (``.<name>.<pid>.tmp``) that no running process owns.
+
+    A write that failed (a full disk, a kill) leaves one behind; its writer's pid is in its name.
+    Run under ``output_lock``; a temporary whose process still runs (not this one) is left alone.
+    """
+    removed = []
+    for path in sorted(out_dir.rglob(".*.tmp")):
+        match = TEMPORARY.match(path.name)
+        if match is None or not path.is_file():
+            continue
+        pid = int(match.group(1))
+        if pid != os.getpid() and _running(pid):
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True

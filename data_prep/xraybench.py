@@ -13,12 +13,12 @@ Its patients must be known for the leakage check: from the ``subject`` column, o
 from __future__ import annotations
 
 import functools
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from data_prep import readers
 from data_prep.mixtures import draw
 from data_prep.records import Sample, SourceMissingError
 
@@ -54,15 +54,14 @@ class LocalItem:
 
 
 def _rows(path: Path) -> list[dict[str, Any]]:
+    """Every item of the local copy; strict (``skips=None``): a bad line or record refuses the file,
+    since a skipped item would silently change the benchmark."""
     if path.suffix == ".jsonl":
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return [row for _, row in readers.json_lines(path, "xraybench", None)]
     if path.suffix == ".json":
-        rows = json.loads(path.read_text(encoding="utf-8"))
-        return rows if isinstance(rows, list) else []
+        return [row for _, _, row in readers.json_records(path, "xraybench", None)]
     if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        return pq.read_table(path).to_pylist()
+        return readers.parquet_rows(path)
     raise ValueError(f"{path}: local XrayBench must be .jsonl, .json or .parquet")
 
 
