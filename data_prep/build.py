@@ -100,8 +100,13 @@ def parse_sources(cfg: DictConfig, skips: SkipLog) -> tuple[list[Sample], dict[s
         )
         samples += rows
         status["openi"] = f"used: {len(rows)} samples"
+    def with_absent_findings(present: list[Sample]) -> list[Sample]:
+        """MS-CXR's "yes" presence questions and as many "no" ones (ms_cxr.absent_finding_samples)."""
+        return present + ms_cxr.absent_finding_samples(
+            folder["mimic_cxr_jpg"], index, present, cfg.grounding.absent_per_present, cfg.seed, skips)
+
     parsers = {
-        "ms_cxr": lambda: ms_cxr.grounding_samples(folder["ms_cxr"], index, skips),
+        "ms_cxr": lambda: with_absent_findings(ms_cxr.grounding_samples(folder["ms_cxr"], index, skips)),
         "mimic_ext_vqa": lambda: mimic_ext_vqa.vqa_samples(
             folder["mimic_ext_vqa"], index, dict(cfg.vqa.mimic_ext_answer_kinds), skips),
         "medical_cxr_vqa": lambda: medical_cxr_vqa.vqa_samples(
@@ -213,7 +218,7 @@ class Converter:
             return self.prompts[task].format(phrase=sample.question)
         if task == "grounding_box_to_phrase":
             return self.prompts[task].format(boxes=self.box_text(self.boxes_in_frame(sample)))
-        if task == "grounding":  # GRPO: a presence question whose ground truth carries the boxes
+        if task in ("grounding", "grounding_absent"):  # GRPO: a presence question (boxes when present)
             return self.prompts["grounding_presence"].format(category=sample.subtype.lower())
         raise ValueError(f"no prompt for task {task!r}")
 
@@ -225,9 +230,9 @@ class Converter:
         return sharegpt_row(self.prompt(task, sample), answer, [self.image_path(sample)])
 
     def ground_truth(self, task: str, sample: Sample) -> str:
-        if task == "grounding":
-            return encode_ground_truth("closed", "yes", self.frame(sample), self.boxes_in_frame(sample),
-                                       sample.source, sample.sample_id)
+        if task in ("grounding", "grounding_absent"):  # present: MS-CXR's boxes; absent: ruled out, none
+            return encode_ground_truth("closed", "yes" if sample.boxes else "no", self.frame(sample),
+                                       self.boxes_in_frame(sample), sample.source, sample.sample_id)
         answer = list(sample.answer) if isinstance(sample.answer, tuple) else sample.answer
         return encode_ground_truth(sample.answer_kind, answer, self.frame(sample), None, sample.source, sample.sample_id)
 
@@ -260,13 +265,16 @@ def task_pools(samples: list[Sample], split: str, expand_grounding: bool) -> dic
     for sample in sorted(samples, key=lambda s: s.sample_id):
         if sample.split != split:
             continue
-        if sample.task == "grounding" and expand_grounding:
+        if sample.task == "grounding" and not sample.boxes:  # an absent finding: presence questions only
+            if not expand_grounding:
+                pools["grounding_absent"].append(sample)
+        elif sample.task == "grounding" and expand_grounding:
             pools["grounding_phrase_to_box"].append(sample)
             pools["grounding_box_to_phrase"].append(sample)
         else:
             pools[sample.task].append(sample)
     keys = ("findings", "impression", "vqa") + (
-        ("grounding_phrase_to_box", "grounding_box_to_phrase") if expand_grounding else ("grounding",)
+        ("grounding_phrase_to_box", "grounding_box_to_phrase") if expand_grounding else ("grounding", "grounding_absent")
     )
     return {key: pools.get(key, []) for key in keys}
 
