@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from data_prep import medical_cxr_vqa, mimic_cxr, mimic_ext_vqa, ms_cxr, openi, xraybench
 from data_prep.images import ImageJob, PreparedImage, prepare_images
-from data_prep.mixtures import draw_mixture
+from data_prep.mixtures import draw_planned
 from data_prep.records import Sample, SkipLog, SourceMissingError
 from data_prep.writers import (
     STAGE1_DATASET,
@@ -46,6 +46,11 @@ RECIPES = Path(__file__).resolve().parents[1] / "recipes" / "data"
 
 # Skips that describe the data, not damage to it: they do not count towards max_skip_fraction.
 CONTENT_GAPS = {"no_findings_section", "no_impression_section", "no_frontal_view", "no_report_for_study"}
+
+
+# Tasks drawn in the ratio of their weights even when one pool is short: presence questions
+# answered "yes" (MS-CXR) and "no" (ruled out), so the answer never leaks from the mix.
+BALANCED = (("grounding", "grounding_absent"),)
 
 
 class LeakageError(RuntimeError):
@@ -321,18 +326,28 @@ def build(cfg: DictConfig) -> dict[str, Any]:
         else:
             trainable.append(sample)
 
-    grpo, grpo_short = draw_mixture(
-        task_pools(trainable, "train", False), cfg.grpo.size, dict(cfg.grpo.weights), cfg.seed, "grpo")
-    grpo_val, grpo_val_short = draw_mixture(
-        task_pools(trainable, "validate", False), cfg.grpo.val_size, dict(cfg.grpo.weights), cfg.seed, "grpo-val")
+    mixtures: dict[str, dict[str, Any]] = {}  # output -> target vs achieved (mixture_report)
+
+    def mixture(output: str, pools: dict[str, list[Sample]], section: DictConfig, size: int, purpose: str):
+        fill = bool(section.get("fill_shortfall", False))
+        pairs, plan = draw_planned(pools, size, dict(section.weights), cfg.seed, purpose, fill, BALANCED)
+        mixtures[output] = mixture_report(output, size, fill, plan, pairs, pools)
+        return pairs
+
+    grpo = mixture("grpo/train.parquet", task_pools(trainable, "train", False), cfg.grpo, cfg.grpo.size, "grpo")
+    grpo_val = mixture("grpo/val.parquet", task_pools(trainable, "validate", False), cfg.grpo, cfg.grpo.val_size,
+                       "grpo-val")
     grpo_ids = {sample.sample_id for _, sample in grpo}
-    cold_start, cold_short = draw_mixture(
-        task_pools([s for s in trainable if s.sample_id not in grpo_ids], "train", False),
-        cfg.cold_start.candidates, dict(cfg.cold_start.weights), cfg.seed, "cold-start")
+    cold_start = mixture("cold_start/candidates.parquet",
+                         task_pools([s for s in trainable if s.sample_id not in grpo_ids], "train", False),
+                         cfg.cold_start, cfg.cold_start.candidates, "cold-start")
     taken = grpo_ids if cfg.grpo.disjoint_from_stage1 else set()
     stage1_pool = [sample for sample in trainable if sample.sample_id not in taken]
-    stage1, stage1_short = draw_mixture(
-        task_pools(stage1_pool, "train", True), cfg.stage1.size, dict(cfg.stage1.weights), cfg.seed, "stage1")
+    stage1 = mixture("stage1/train.jsonl", task_pools(stage1_pool, "train", True), cfg.stage1, cfg.stage1.size,
+                     "stage1")
+    warnings = [line for report in mixtures.values() for line in report.pop("warnings")]
+    for line in warnings:
+        log.warning("%s", line)
 
     training_subjects = {sample.subject for _, sample in stage1 + grpo + grpo_val + cold_start}
     leaked = sorted(training_subjects & evaluation_subjects)
@@ -381,12 +396,12 @@ def build(cfg: DictConfig) -> dict[str, Any]:
         "sources": dict(sorted(status.items())),
         "parsed": _parsed_counts(samples),
         "outputs": {
-            "stage1/train.jsonl": {"rows": len(stage1), **breakdown(stage1), "shortfalls": stage1_short},
-            "grpo/train.parquet": {"rows": len(grpo), **breakdown(grpo), "shortfalls": grpo_short},
-            "grpo/val.parquet": {"rows": len(grpo_val), **breakdown(grpo_val), "shortfalls": grpo_val_short},
-            "cold_start/candidates.parquet": {"rows": len(cold_start), **breakdown(cold_start), "shortfalls": cold_short},
+            **{name: {"rows": len(pairs), **breakdown(pairs), **mixtures[name]} for name, pairs in (
+                ("stage1/train.jsonl", stage1), ("grpo/train.parquet", grpo), ("grpo/val.parquet", grpo_val),
+                ("cold_start/candidates.parquet", cold_start))},
             "test/xraybench.jsonl": {"rows": len(eval_items), "mode": cfg.xraybench.mode, "shortfalls": bench_shortfalls},
         },
+        "warnings": warnings,
         "images": {"prepared": len(prepared), "resized_into_output": bool(cfg.images.resize)},
         "skipped": skips.counts(),
         "leakage_check": {
@@ -401,6 +416,40 @@ def build(cfg: DictConfig) -> dict[str, Any]:
     return manifest
 
 
+def mixture_report(
+    output: str, size: int, fill: bool, plan: dict[str, dict], pairs: list[tuple[str, Sample]],
+    pools: dict[str, list[Sample]],
+) -> dict[str, Any]:
+    """Target vs achieved size of one drawn set, per task and per source, with a warning for every
+    task whose pool capped its share (naming the sources that pool holds) and for a short set."""
+    total_weight = sum(entry["weight"] for entry in plan.values() if entry["weight"] > 0) or 1.0
+    achieved: dict[str, Counter] = defaultdict(Counter)
+    for task, sample in pairs:
+        achieved[task][sample.source] += 1
+    tasks, shortfalls, warnings = {}, {}, []
+    for task, entry in sorted(plan.items()):
+        got = sum(achieved[task].values())
+        tasks[task] = {
+            "weight": entry["weight"], "target": entry["target"], "available": entry["available"], "achieved": got,
+            "share_target": round(max(entry["weight"], 0.0) / total_weight, 4),
+            "share_achieved": round(got / len(pairs), 4) if pairs else 0.0,
+            "by_source": dict(sorted(achieved[task].items())),
+            "available_by_source": dict(sorted(Counter(sample.source for sample in pools[task]).items())),
+        }
+        if got < entry["target"]:
+            shortfalls[task] = {"target": entry["target"], "drawn": got}
+            sources = ", ".join(f"{source} {count:,}" for source, count in tasks[task]["available_by_source"].items())
+            warnings.append(
+                f"{output}: {task} capped at {got:,} of its {entry['target']:,} target "
+                f"({tasks[task]['share_achieved']:.1%} of the set instead of {tasks[task]['share_target']:.1%}): "
+                f"its pool holds only {entry['available']:,} ({sources or 'no source'})")
+    if len(pairs) < size:
+        warnings.append(f"{output}: {len(pairs):,} rows, fewer than the {size:,} asked"
+                        + ("" if fill else " (fill_shortfall is off: capped shares are not made up by other tasks)"))
+    return {"target": size, "achieved": len(pairs), "fill_shortfall": fill, "tasks": tasks,
+            "shortfalls": shortfalls, "warnings": warnings}
+
+
 def _parsed_counts(samples: list[Sample]) -> dict[str, dict[str, dict[str, int]]]:
     counts: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
     for sample in samples:
@@ -413,7 +462,11 @@ def _parsed_counts(samples: list[Sample]) -> dict[str, dict[str, dict[str, int]]
 def main(cfg: DictConfig) -> None:
     manifest = build(cfg)
     rows = {name: entry["rows"] for name, entry in manifest["outputs"].items()}
-    print(json.dumps({"out_dir": str(Path(cfg.out_dir).resolve()), "rows": rows, "skipped": manifest["skipped"]}, indent=2))
+    sizes = {name: {"target": entry["target"], "achieved": entry["achieved"],
+                    "by_task": {task: f"{t['achieved']}/{t['target']}" for task, t in entry["tasks"].items()}}
+             for name, entry in manifest["outputs"].items() if "tasks" in entry}
+    print(json.dumps({"out_dir": str(Path(cfg.out_dir).resolve()), "rows": rows, "sizes (achieved/target)": sizes,
+                      "warnings": manifest["warnings"], "skipped": manifest["skipped"]}, indent=2))
 
 
 if __name__ == "__main__":

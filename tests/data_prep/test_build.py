@@ -255,6 +255,9 @@ def test_command_line_entry_with_the_demo_layer(releases, tmp_path):
     summary = json.loads(result.stdout[result.stdout.index("{"):])
     assert summary["rows"]["grpo/train.parquet"] > 0 and (out / "manifest.json").exists()
     assert json.loads((out / "manifest.json").read_text())["config"]["stage1"]["size"] == 400
+    sizes = summary["sizes (achieved/target)"]["stage1/train.jsonl"]  # target vs achieved, and why
+    assert sizes["target"] == 400 and "grounding_phrase_to_box" in sizes["by_task"]
+    assert any("capped" in line for line in summary["warnings"])
 
 
 @pytest.mark.slow
