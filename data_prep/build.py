@@ -113,9 +113,9 @@ def parse_sources(cfg: DictConfig, skips: SkipLog) -> tuple[list[Sample], dict[s
     parsers = {
         "ms_cxr": lambda: with_absent_findings(ms_cxr.grounding_samples(folder["ms_cxr"], index, skips)),
         "mimic_ext_vqa": lambda: mimic_ext_vqa.vqa_samples(
-            folder["mimic_ext_vqa"], index, dict(cfg.vqa.mimic_ext_answer_kinds), skips),
+            folder["mimic_ext_vqa"], index, dict(cfg.vqa.mimic_ext_answer_kinds), skips, cfg.vqa.split),
         "medical_cxr_vqa": lambda: medical_cxr_vqa.vqa_samples(
-            folder["medical_cxr_vqa"], index, dict(cfg.vqa.medical_cxr_answer_kinds), skips),
+            folder["medical_cxr_vqa"], index, dict(cfg.vqa.medical_cxr_answer_kinds), skips, cfg.vqa.split),
     }
     for key, parse in parsers.items():
         if missing(key):
