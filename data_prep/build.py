@@ -249,7 +249,8 @@ class Converter:
             "sample_id": sample.sample_id,
         }
 
-    def eval_item(self, sample: Sample) -> dict[str, Any]:
+    def eval_item(self, sample: Sample, prompt: str | None = None) -> dict[str, Any]:
+        """``prompt``: the item's own (a local XrayBench copy), else ours for its task."""
         frame = self.frame(sample)
         return {
             "id": sample.sample_id,
@@ -257,7 +258,7 @@ class Converter:
             "task": sample.task,
             "subtype": sample.subtype,
             "images": [self.image_path(sample)],
-            "prompt": self.prompt(sample.task, sample),
+            "prompt": self.prompt(sample.task, sample) if prompt is None else prompt,
             "answer": list(sample.answer) if isinstance(sample.answer, tuple) else sample.answer,
             "answer_kind": sample.answer_kind,
             "ground_truth": self.ground_truth(sample.task, sample),
@@ -306,16 +307,19 @@ def build(cfg: DictConfig) -> dict[str, Any]:
         evaluation_subjects = {sample.subject for sample in evaluation}
         eval_items = [converter.eval_item(sample) for sample in evaluation]
     elif cfg.xraybench.mode == "local":
+        folder = Path(cfg.data_root) / cfg.sources.xraybench
         local = xraybench.load_local(
-            Path(cfg.data_root) / cfg.sources.xraybench, cfg.xraybench.local.file,
-            dict(cfg.xraybench.local.columns),
+            folder / cfg.xraybench.local.file, dict(cfg.xraybench.columns),
+            Path(cfg.xraybench.local.image_root) if cfg.xraybench.local.image_root else folder,
+            out_dir / "xraybench_images", samples,
+            {"mimic-ext-vqa": dict(cfg.vqa.mimic_ext_answer_kinds),
+             "medical-cxr-vqa": dict(cfg.vqa.medical_cxr_answer_kinds)},
+            bool(cfg.xraybench.local.allow_unknown_subjects), skips,
         )
-        bench_shortfalls, evaluation_subjects = [], {item.subject for item in local}
-        eval_items = [
-            {"id": item.item_id, "images": [str(path) for path in item.images], "prompt": item.prompt,
-             "answer": list(item.answer) if isinstance(item.answer, tuple) else item.answer, "task": item.task}
-            for item in local
-        ]
+        evaluation, local_prepared = prepare_sample_images(local.samples, cfg, out_dir, skips)
+        prepared.update(local_prepared)
+        bench_shortfalls, evaluation_subjects = [], {sample.subject for sample in evaluation}
+        eval_items = [converter.eval_item(sample, local.prompts[sample.sample_id]) for sample in evaluation]
     else:
         raise ValueError(f"xraybench.mode must be 'rebuild' or 'local', got {cfg.xraybench.mode!r}")
 
@@ -399,7 +403,8 @@ def build(cfg: DictConfig) -> dict[str, Any]:
             **{name: {"rows": len(pairs), **breakdown(pairs), **mixtures[name]} for name, pairs in (
                 ("stage1/train.jsonl", stage1), ("grpo/train.parquet", grpo), ("grpo/val.parquet", grpo_val),
                 ("cold_start/candidates.parquet", cold_start))},
-            "test/xraybench.jsonl": {"rows": len(eval_items), "mode": cfg.xraybench.mode, "shortfalls": bench_shortfalls},
+            "test/xraybench.jsonl": {"rows": len(eval_items), "mode": cfg.xraybench.mode, "shortfalls": bench_shortfalls,
+                                     **({"local": local.report} if cfg.xraybench.mode == "local" else {})},
         },
         "warnings": warnings,
         "images": {"prepared": len(prepared), "resized_into_output": bool(cfg.images.resize)},

@@ -210,10 +210,12 @@ def test_local_xraybench_patients_are_kept_out_of_training(releases, tmp_path, m
     image = f"../mimic-cxr-jpg/files/p{subject[:2]}/p{subject}/s{train_study}/{study['frontal_dicom_ids'][0]}.jpg"
     local = root / "xraybench"
     local.mkdir(exist_ok=True)
-    (local / "test.jsonl").write_text(json.dumps({"images": [image], "problem": "<image>Q?", "answer": "yes"}) + "\n")
+    row = {"images": [image], "problem": "<image>Q?", "answer": "yes", "dataset": "Ext-VQA", "type": "presence"}
+    (local / "test.jsonl").write_text(json.dumps(row) + "\n")
     try:
         out = tmp_path / "out"
-        manifest = build(make_config(root, out, "xraybench.mode=local"))
+        manifest = build(make_config(root, out, "xraybench.mode=local", "xraybench.columns.source=dataset",
+                                     "xraybench.columns.question_type=type"))
     finally:
         shutil.rmtree(local)
     assert manifest["skipped"]["mimic-cxr"].get("patient_in_evaluation_set", 0) >= 1

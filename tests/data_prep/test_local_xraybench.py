@@ -1,0 +1,97 @@
+"""Local XrayBench (a copy of the hub dataset): its metadata survives, inferred where not mapped,
+and Table 1, the per-type VQA accuracy and the per-object recall work on it unchanged."""
+
+import json
+import shutil
+from collections import Counter
+
+import pytest
+
+from data_prep.build import build
+from data_prep.fixtures import generate_releases
+from data_prep.fixtures.xraybench import write_local_xraybench
+from data_prep.xraybench import XrayBenchSchemaError
+from eval.infer import prediction_row
+from eval.score import main as score_main
+from rewards.normalize import written_answer
+
+
+@pytest.fixture
+def releases_copy(tmp_path_factory):
+    root = tmp_path_factory.mktemp("releases")
+    return root, generate_releases(root, seed=0, subjects=14)
+
+
+def items_of(out):
+    return [json.loads(line) for line in (out / "test" / "xraybench.jsonl").read_text().splitlines()]
+
+
+def check_items(items, expected):
+    assert len(items) == len(expected)
+    for item, want in zip(items, expected):
+        got = {"source": item["source"], "task": item["task"], "question_type": item["subtype"],
+               "answer_kind": item["answer_kind"], "answer": item["answer"]}
+        assert got == {key: want[key] for key in got}, item["id"]
+
+
+def test_hub_like_parquet_with_image_bytes_is_inferred_and_scores_like_a_rebuild(releases_copy, tmp_path, make_config):
+    root, truth = releases_copy
+    expected = write_local_xraybench(root, truth, "parquet")
+    out = tmp_path / "out"
+    manifest = build(make_config(root, out, "xraybench.mode=local", "xraybench.local.file=test.parquet"))
+    items = items_of(out)
+    check_items(items, expected)
+    # a one-item answer to a list question is still a list (set F1), lists arrive "|"-joined
+    assert any(i["answer_kind"] == "multi_object" and len(i["answer"]) == 1 for i in items)
+    assert any(i["answer_kind"] == "multi_object" and len(i["answer"]) > 1 for i in items)
+    local = manifest["outputs"]["test/xraybench.jsonl"]["local"]
+    n = len(expected)
+    reports = sum(e["task"] != "vqa" for e in expected)
+    assert local["items"] == local["rows"] == n and local["unguarded_subjects"] == 0
+    assert sum(local["inferred"]["source"].values()) == sum(local["inferred"]["task"].values()) == n
+    assert local["inferred"]["source"]["release_match"] == n  # every item found in the parsed releases
+    assert local["inferred"]["question_type"] == {"release_match": n - reports}
+    assert sum(local["inferred"]["subject"].values()) == n
+    # the evaluation patients are kept out of training
+    subjects = {e["subject"] for e in expected}
+    assert manifest["leakage_check"]["evaluation_patients"] == len(subjects)
+
+    # Perfect predictions, through eval.infer's own row builder, then eval.score: Table 1 splits per
+    # source and section, VQA per dataset and question type, per-object recall.
+    predictions = tmp_path / "run" / "predictions.jsonl"
+    predictions.parent.mkdir()
+    rows = [prediction_row(item, f"<think>[1, 1, 20, 20]</think> \\boxed{{{written_answer(item['answer'])}}}", "ref")
+            for item in items]
+    predictions.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert score_main([str(predictions), "--out", str(tmp_path / "run"), "--bootstrap", "0", "--no-meteor"]) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert set(metrics["reports"]) == {f"{e['source']}/{e['task']}" for e in expected if e["task"] != "vqa"}
+    assert set(metrics["vqa"]) == {"mimic-ext-vqa", "medical-cxr-vqa"}
+    for dataset, result in metrics["vqa"].items():
+        types = Counter(e["question_type"] for e in expected if e["source"] == dataset)
+        assert result["n_by_type"] == dict(types)
+        assert all(entry["value"] == 1.0 for key, entry in result.items() if isinstance(entry, dict) and "value" in entry)
+        assert result["per_object_recall"] or dataset == "medical-cxr-vqa"
+        assert all(r["recall"] == 1.0 for r in result["per_object_recall"].values())
+
+
+def test_mapped_jsonl_with_image_paths(releases_copy, tmp_path, make_config):
+    root, truth = releases_copy
+    expected = write_local_xraybench(root, truth, "jsonl")
+    columns = ["xraybench.columns.id=id", "xraybench.columns.source=dataset", "xraybench.columns.task=task_type",
+               "xraybench.columns.question_type=question_type", "xraybench.columns.subject=subject"]
+    manifest = build(make_config(root, tmp_path, "xraybench.mode=local", *columns))
+    items = items_of(tmp_path)
+    check_items(items, expected)
+    assert [item["id"] for item in items] == [f"item-{k}" for k in range(len(expected))]
+    inferred = manifest["outputs"]["test/xraybench.jsonl"]["local"]["inferred"]
+    assert inferred["source"] == inferred["task"] == inferred["subject"] == {"column": len(expected)}
+
+
+def test_a_copy_whose_items_cannot_be_typed_is_refused(releases_copy, tmp_path, make_config):
+    root, truth = releases_copy
+    write_local_xraybench(root, truth, "parquet")
+    shutil.rmtree(root / "mimic-ext-mimic-cxr-vqa")  # its questions can no longer be matched
+    shutil.rmtree(root / "medical-cxr-vqa")
+    with pytest.raises(XrayBenchSchemaError, match=r"(?s)question_type: \d+ rows.*source: \d+ rows.*xraybench.columns"):
+        build(make_config(root, tmp_path, "xraybench.mode=local", "xraybench.local.file=test.parquet"))
