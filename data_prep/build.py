@@ -349,7 +349,9 @@ def build(cfg: DictConfig) -> dict[str, Any]:
     stage1_pool = [sample for sample in trainable if sample.sample_id not in taken]
     stage1 = mixture("stage1/train.jsonl", task_pools(stage1_pool, "train", True), cfg.stage1, cfg.stage1.size,
                      "stage1")
-    warnings = [line for report in mixtures.values() for line in report.pop("warnings")]
+    warnings = [f"test/xraybench.jsonl: {row['source']} {row['task']}/{row['subtype']} capped at {row['drawn']:,} of "
+                f"{row['target']:,}: its test split holds no more" for row in bench_shortfalls]
+    warnings += [line for report in mixtures.values() for line in report.pop("warnings")]
     for line in warnings:
         log.warning("%s", line)
 

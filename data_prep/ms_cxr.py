@@ -126,7 +126,11 @@ def grounding_samples(root: Path, index: MimicIndex, skips: SkipLog) -> list[Sam
 
 def _ruled_out(jpg_root: Path, categories: set[str], skips: SkipLog) -> dict[str, set[str]]:
     """category -> study_ids whose CheXpert label for it is 0.0 (the report negates it)."""
-    path = release_root(jpg_root, CHEXPERT) / CHEXPERT
+    try:
+        path = release_root(jpg_root, CHEXPERT) / CHEXPERT
+    except SourceMissingError as error:
+        raise SourceMissingError(f"{error}: the grounding slice's absent-finding questions read it "
+                                 "(grounding.absent_per_present=0 turns them off)") from None
     ruled_out: dict[str, set[str]] = {category: set() for category in categories}
     header_checked = False
     for row in read_gz_csv(path):

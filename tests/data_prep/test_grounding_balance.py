@@ -49,3 +49,20 @@ def test_grpo_grounding_answers_are_balanced(releases, tmp_path, make_config):
         assert answers["yes"] > 0 and answers["yes"] == answers["no"], (name, answers)
     by_task = manifest["outputs"]["grpo/train.parquet"]["by_task"]
     assert by_task["grounding"] == by_task["grounding_absent"] > 0
+
+
+def test_a_missing_chexpert_file_says_how_to_do_without(releases, tmp_path):
+    import shutil
+
+    import pytest
+
+    from data_prep.records import SourceMissingError
+
+    root, _ = releases
+    jpg = tmp_path / "mimic-cxr-jpg"
+    shutil.copytree(root / "mimic-cxr-jpg", jpg, ignore=shutil.ignore_patterns("files", "*chexpert*"))
+    skips = SkipLog()
+    index = mimic_cxr.index_images(root / "mimic-cxr-jpg", ["PA", "AP"], skips)
+    present = ms_cxr.grounding_samples(root / "ms-cxr", index, skips)
+    with pytest.raises(SourceMissingError, match="absent_per_present=0"):
+        ms_cxr.absent_finding_samples(jpg, index, present, 1, seed=0, skips=skips)

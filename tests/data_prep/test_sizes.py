@@ -43,6 +43,9 @@ def test_manifest_reports_target_vs_achieved_per_task_and_source(built):
     assert grounding["achieved"] < grounding["target"] and set(grounding["available_by_source"]) == {"ms-cxr"}
     assert any("stage1/train.jsonl: grounding_phrase_to_box capped" in line and "ms-cxr" in line
                for line in manifest["warnings"])
+    bench = manifest["outputs"]["test/xraybench.jsonl"]["shortfalls"]
+    assert bench and all(any(f"{row['source']} {row['task']}/{row['subtype']} capped" in line
+                             for line in manifest["warnings"]) for row in bench)
     # the capped share was made up by the other tasks: the set has its size when they can
     uncapped = [t for t, e in stage1["tasks"].items() if e["available"] > e["achieved"]]
     assert stage1["achieved"] == 300 or not uncapped
