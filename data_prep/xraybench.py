@@ -15,6 +15,7 @@ and the manifest counts how each field was obtained:
 - ``release_match``: the item is found in the releases parsed under data_root: a VQA item by its
   image file name and its release question appearing in the prompt (source, question type, answer
   kind, patient); a report by its image and its text (source, section, patient);
+- ``source_or_question_type``: task ``vqa`` for a VQA release's item or a row with a question type;
 - ``prompt_wording``: task from a report prompt naming its "FINDINGS" or "IMPRESSION" section,
   else ``vqa`` for a prompt that asks a question;
 - ``image_path``: patient and report source from a MIMIC path (``p10/p10000032/s5.../<dicom>.jpg``)
@@ -33,7 +34,7 @@ import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from data_prep.mixtures import draw
 from data_prep.records import Sample, SkipLog, SourceMissingError
@@ -95,26 +96,28 @@ def _normal(text: str) -> str:
     return " ".join(text.lower().split()).strip(" .?!")
 
 
-def _rows(path: Path) -> list[dict[str, Any]]:
+def _rows(path: Path) -> Iterator[Any]:
+    """The copy's rows, one at a time (a parquet copy with image bytes is read in batches)."""
     if path.suffix == ".jsonl":
-        rows = []
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as error:
-                    raise ValueError(f"{path}:{number} is not JSON: {error}") from None
-        return rows
-    if path.suffix == ".json":
+        with path.open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if line.strip():
+                    try:
+                        yield json.loads(line)
+                    except json.JSONDecodeError as error:
+                        raise XrayBenchSchemaError(f"{path}:{number} is not JSON: {error}") from None
+    elif path.suffix == ".json":
         rows = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(rows, list):
-            raise ValueError(f"{path}: expected a JSON array of rows")
-        return rows
-    if path.suffix == ".parquet":
+            raise XrayBenchSchemaError(f"{path}: expected a JSON array of rows")
+        yield from rows
+    elif path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
-        return pq.read_table(path).to_pylist()
-    raise ValueError(f"{path}: local XrayBench must be .jsonl, .json or .parquet")
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=256):
+            yield from batch.to_pylist()
+    else:
+        raise XrayBenchSchemaError(f"{path}: local XrayBench must be .jsonl, .json or .parquet")
 
 
 def _image_files(value: Any, number: int, image_root: Path, extract_dir: Path) -> list[tuple[Path, Path]]:
@@ -244,15 +247,17 @@ def load_local(
     for required in ("image", "prompt", "answer"):
         if not columns.get(required):
             raise XrayBenchSchemaError(f"xraybench.columns.{required} must name a column of {path}")
-    rows = _rows(path)
-    if not rows:
-        raise XrayBenchSchemaError(f"{path} holds no rows")
     index = ReleaseIndex(releases)
     how: dict[str, Counter] = {name: Counter() for name in ("source", "task", "question_type", "subject")}
     missing: dict[str, list[int]] = defaultdict(list)
     samples, prompts, ids = [], {}, set()
     extra_images = unguarded = 0
-    for number, row in enumerate(rows):
+    number = -1
+    for number, row in enumerate(_rows(path)):
+        if not isinstance(row, dict):
+            skips.skip(SOURCE, "malformed_row", f"row {number}", str(row)[:200])
+            continue
+
         def column(name: str) -> Any:
             key = columns.get(name)
             if not key:
@@ -313,6 +318,9 @@ def load_local(
             source, task, subject = source or matched.source, task or matched.task, subject or matched.subject
             if task == "vqa":
                 question_type = question_type or matched.subtype
+        if task is None and (source in ("mimic-ext-vqa", "medical-cxr-vqa") or question_type):
+            task = question_type if question_type in ("findings", "impression") else "vqa"
+            how["task"]["source_or_question_type"] += 1
         if task is None and (task := _task_from_prompt(prompt, raw_answer)) is not None:
             how["task"]["prompt_wording"] += 1
         family, patient = _from_image_path(image_name)
@@ -344,6 +352,8 @@ def load_local(
                               subject=subject, image=image, answer=answer, answer_kind=kind,
                               question=prompt if task == "vqa" else None))
         prompts[item_id] = prompt
+    if number < 0:
+        raise XrayBenchSchemaError(f"{path} holds no rows")
     if missing:
         lines = [f"  {name}: {len(numbers)} rows, e.g. rows {numbers[:5]}" for name, numbers in sorted(missing.items())]
         raise XrayBenchSchemaError(
@@ -353,7 +363,7 @@ def load_local(
               "without the leakage guard for those items)."
         )
     report = {
-        "file": str(path), "rows": len(rows), "items": len(samples),
+        "file": str(path), "rows": number + 1, "items": len(samples),
         "columns": {name: columns.get(name) for name in FIELDS},
         "inferred": {name: dict(sorted(counter.items())) for name, counter in how.items()},
         "by_source_task": dict(sorted(Counter(f"{s.source}/{s.task}" for s in samples).items())),

@@ -95,3 +95,54 @@ def test_a_copy_whose_items_cannot_be_typed_is_refused(releases_copy, tmp_path, 
     shutil.rmtree(root / "medical-cxr-vqa")
     with pytest.raises(XrayBenchSchemaError, match=r"(?s)question_type: \d+ rows.*source: \d+ rows.*xraybench.columns"):
         build(make_config(root, tmp_path, "xraybench.mode=local", "xraybench.local.file=test.parquet"))
+
+
+def load(tmp_path, rows, **columns):
+    from data_prep.records import SkipLog
+    from data_prep.xraybench import load_local
+
+    path = tmp_path / "bench.jsonl"
+    path.write_text("".join((row if isinstance(row, str) else json.dumps(row)) + "\n" for row in rows))
+    mapping = {"image": "images", "prompt": "problem", "answer": "answer", **columns}
+    kinds = {"mimic-ext-vqa": {"anatomy": "multi_object", "plane": "closed"},
+             "medical-cxr-vqa": {"abnormality": "multi_object"}}
+    skips = SkipLog()
+    return load_local(path, mapping, tmp_path, tmp_path / "x", [], kinds, False, skips), skips
+
+
+IMAGE = "files/p10/p10000032/s50414267/02aa804e-bde0afdd-112c0b34-7bc16630-4e384014.jpg"
+
+
+def test_column_values_rules_and_bad_rows(tmp_path):
+    rows = [
+        {"images": [IMAGE], "problem": "<image>List the locations.", "answer": "left lung", "ds": "Ext-VQA",
+         "qt": "Anatomy"},
+        {"images": IMAGE, "problem": "Which view?", "answer": ["pa"], "ds": "mimic_ext_vqa", "qt": "plane"},
+        {"images": [IMAGE], "problem": 'Generate the "FINDINGS" section.', "answer": "Lungs clear.", "ds": None,
+         "qt": None},
+        {"images": [IMAGE], "problem": "What abnormalities?", "answer": "", "ds": "CXR-VQA", "qt": "abnormality"},
+        '["not", "a", "row"]',
+    ]
+    bench, skips = load(tmp_path, rows, source="ds", question_type="qt")
+    got = [(s.source, s.task, s.subtype, s.answer_kind, s.answer, s.subject) for s in bench.samples]
+    assert got == [
+        ("mimic-ext-vqa", "vqa", "anatomy", "multi_object", ("left lung",), "mimic:10000032"),
+        ("mimic-ext-vqa", "vqa", "plane", "closed", "pa", "mimic:10000032"),
+        ("mimic-cxr", "findings", "findings", "open_ended", "Lungs clear.", "mimic:10000032"),
+        ("medical-cxr-vqa", "vqa", "abnormality", "multi_object", (), "mimic:10000032"),
+    ]
+    assert bench.report["inferred"]["task"] == {"prompt_wording": 1, "source_or_question_type": 3}
+    assert bench.report["inferred"]["source"] == {"column": 3, "image_path": 1}
+    assert skips.counts() == {"xraybench": {"malformed_row": 1}}
+
+
+@pytest.mark.parametrize("rows, columns, message", [
+    ([], {}, "holds no rows"),
+    ([{"images": [IMAGE], "problem": "Q?", "answer": "yes", "ds": "Kaggle"}], {"source": "ds"}, "not one of"),
+    ([{"id": 1, "images": [IMAGE], "problem": "Q?", "answer": "yes"}] * 2, {"id": "id"}, "occurs twice"),
+    ([{"images": [IMAGE], "problem": "Q?", "answer": "yes"}], {"task": "kind"}, "no column 'kind'"),
+    ([{"images": ["a.png"], "problem": "Q?", "answer": "yes"}], {}, r"(?s)question_type.*source.*subject"),
+])
+def test_bad_copies_are_refused(tmp_path, rows, columns, message):
+    with pytest.raises(XrayBenchSchemaError, match=message):
+        load(tmp_path, rows, **columns)
