@@ -105,6 +105,7 @@ def parse_sources(cfg: DictConfig, skips: SkipLog) -> tuple[list[Sample], dict[s
         )
         samples += rows
         status["openi"] = f"used: {len(rows)} samples"
+
     def with_absent_findings(present: list[Sample]) -> list[Sample]:
         """MS-CXR's "yes" presence questions and as many "no" ones (ms_cxr.absent_finding_samples)."""
         return present + ms_cxr.absent_finding_samples(
@@ -446,10 +447,11 @@ def mixture_report(
         if got < entry["target"]:
             shortfalls[task] = {"target": entry["target"], "drawn": got}
             sources = ", ".join(f"{source} {count:,}" for source, count in tasks[task]["available_by_source"].items())
+            why = (f"its pool holds only {entry['available']:,} ({sources or 'no source'})" if entry["available"] <= got
+                   else f"held in ratio with the task it is balanced with ({BALANCED})")
             warnings.append(
                 f"{output}: {task} capped at {got:,} of its {entry['target']:,} target "
-                f"({tasks[task]['share_achieved']:.1%} of the set instead of {tasks[task]['share_target']:.1%}): "
-                f"its pool holds only {entry['available']:,} ({sources or 'no source'})")
+                f"({tasks[task]['share_achieved']:.1%} of the set instead of {tasks[task]['share_target']:.1%}): {why}")
     if len(pairs) < size:
         warnings.append(f"{output}: {len(pairs):,} rows, fewer than the {size:,} asked"
                         + ("" if fill else " (fill_shortfall is off: capped shares are not made up by other tasks)"))

@@ -62,14 +62,12 @@ class GroundTruth:
 def legacy_ground_truth(text: str) -> GroundTruth:
     """Type a plain answer string as the released reward does, from the string alone.
 
-    ``|`` and at most 20 words: multi-object (items split on ``|``, kept as written so that joining
-    them with ``|`` gives back the released string exactly; scoring strips them); at most 2 words:
-    closed; otherwise open-ended. There is no frame: the coordinate score falls back to its default
-    frame.
+    ``|`` and at most 20 words: multi-object (items split on ``|``); at most 2 words: closed;
+    otherwise open-ended. There is no frame: the coordinate score falls back to its default frame.
     """
     words = len(text.split())
     if "|" in text and words <= 20:
-        return GroundTruth("multi_object", tuple(text.split("|")))
+        return GroundTruth("multi_object", tuple(item.strip() for item in text.split("|")))
     if words <= 2:
         return GroundTruth("closed", text)
     return GroundTruth("open_ended", text)

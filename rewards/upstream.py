@@ -41,7 +41,7 @@ _ROUGE_1 = rouge_scorer.RougeScorer(["rouge1"], use_stemmer=True)
 def plain_answer(truth: GroundTruth) -> str:
     """The ground truth as the released code's dataset string (see the module docstring)."""
     text = written_answer(truth.answer)
-    return text if truth.frame is None else _TAG_SPACING.sub(r"\1", text)  # a plain string stays as given
+    return text if truth.frame is None else _TAG_SPACING.sub(r"\1", text)  # plain strings: not rewritten
 
 
 def format_score(response: str) -> float:
