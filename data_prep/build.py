@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from data_prep import medical_cxr_vqa, mimic_cxr, mimic_ext_vqa, ms_cxr, openi, xraybench
 from data_prep.images import ImageJob, PreparedImage, prepare_images
-from data_prep.mixtures import draw_mixture
+from data_prep.mixtures import draw_planned
 from data_prep.readers import SourceFileError, file_problem
 from data_prep.records import Sample, SkipLog, SourceMissingError
 from data_prep.writers import (
@@ -66,6 +66,11 @@ SAMPLE_SOURCE = {"mimic_cxr_reports": mimic_cxr.SOURCE, "openi": openi.SOURCE, "
 # The splits every used source must yield (training sets and XrayBench are drawn from them);
 # "validate" is small (MIMIC: 0.8% of images) and may be empty for a small source.
 REQUIRED_SPLITS = ("train", "test")
+
+
+# Tasks drawn in the ratio of their weights even when one pool is short: presence questions
+# answered "yes" (MS-CXR) and "no" (ruled out), so the answer never leaks from the mix.
+BALANCED = (("grounding", "grounding_absent"),)
 
 
 class LeakageError(RuntimeError):
@@ -130,12 +135,18 @@ def parse_sources(cfg: DictConfig, skips: SkipLog) -> tuple[list[Sample], dict[s
         )
         samples += rows
         status["openi"] = f"used: {len(rows)} samples"
+
+    def with_absent_findings(present: list[Sample]) -> list[Sample]:
+        """MS-CXR's "yes" presence questions and as many "no" ones (ms_cxr.absent_finding_samples)."""
+        return present + ms_cxr.absent_finding_samples(
+            folder["mimic_cxr_jpg"], index, present, cfg.grounding.absent_per_present, cfg.seed, skips)
+
     parsers = {
-        "ms_cxr": lambda: ms_cxr.grounding_samples(folder["ms_cxr"], index, skips),
+        "ms_cxr": lambda: with_absent_findings(ms_cxr.grounding_samples(folder["ms_cxr"], index, skips)),
         "mimic_ext_vqa": lambda: mimic_ext_vqa.vqa_samples(
-            folder["mimic_ext_vqa"], index, dict(cfg.vqa.mimic_ext_answer_kinds), skips),
+            folder["mimic_ext_vqa"], index, dict(cfg.vqa.mimic_ext_answer_kinds), skips, cfg.vqa.split),
         "medical_cxr_vqa": lambda: medical_cxr_vqa.vqa_samples(
-            folder["medical_cxr_vqa"], index, dict(cfg.vqa.medical_cxr_answer_kinds), skips),
+            folder["medical_cxr_vqa"], index, dict(cfg.vqa.medical_cxr_answer_kinds), skips, cfg.vqa.split),
     }
     for key, parse in parsers.items():
         if missing(key):
@@ -174,8 +185,12 @@ def check_sources_yield(samples: list[Sample], status: dict[str, str], skips: Sk
     if not samples:
         raise EmptySourceError(f"no source yielded a usable sample: {dict(sorted(status.items()))}; "
                                f"skipped: {skips.counts() or 'nothing'}")
-    per_split = Counter((sample.source, sample.split) for sample in samples)
-    per_source = Counter(sample.source for sample in samples)
+    # The grounding slice's absent-finding questions carry MIMIC-CXR's name (they come from its
+    # CheXpert labels), but they say nothing about whether its reports were read: not counted here.
+    released = [sample for sample in samples
+                if not (sample.source == ms_cxr.ABSENT_SOURCE and sample.task == "grounding")]
+    per_split = Counter((sample.source, sample.split) for sample in released)
+    per_source = Counter(sample.source for sample in released)
     problems = []
     for key, source in SAMPLE_SOURCE.items():
         if not status.get(key, "").startswith("used") or source in allow_empty:
@@ -317,7 +332,7 @@ class Converter:
             return self.prompts[task].format(phrase=sample.question)
         if task == "grounding_box_to_phrase":
             return self.prompts[task].format(boxes=self.box_text(self.boxes_in_frame(sample)))
-        if task == "grounding":  # GRPO: a presence question whose ground truth carries the boxes
+        if task in ("grounding", "grounding_absent"):  # GRPO: a presence question (boxes when present)
             return self.prompts["grounding_presence"].format(category=sample.subtype.lower())
         raise ValueError(f"no prompt for task {task!r}")
 
@@ -329,9 +344,9 @@ class Converter:
         return sharegpt_row(self.prompt(task, sample), answer, [self.image_path(sample)])
 
     def ground_truth(self, task: str, sample: Sample) -> str:
-        if task == "grounding":
-            return encode_ground_truth("closed", "yes", self.frame(sample), self.boxes_in_frame(sample),
-                                       sample.source, sample.sample_id)
+        if task in ("grounding", "grounding_absent"):  # present: MS-CXR's boxes; absent: ruled out, none
+            return encode_ground_truth("closed", "yes" if sample.boxes else "no", self.frame(sample),
+                                       self.boxes_in_frame(sample), sample.source, sample.sample_id)
         answer = list(sample.answer) if isinstance(sample.answer, tuple) else sample.answer
         return encode_ground_truth(sample.answer_kind, answer, self.frame(sample), None, sample.source, sample.sample_id)
 
@@ -343,7 +358,8 @@ class Converter:
             "sample_id": sample.sample_id,
         }
 
-    def eval_item(self, sample: Sample) -> dict[str, Any]:
+    def eval_item(self, sample: Sample, prompt: str | None = None) -> dict[str, Any]:
+        """``prompt``: the item's own (a local XrayBench copy), else ours for its task."""
         frame = self.frame(sample)
         return {
             "id": sample.sample_id,
@@ -351,7 +367,7 @@ class Converter:
             "task": sample.task,
             "subtype": sample.subtype,
             "images": [self.image_path(sample)],
-            "prompt": self.prompt(sample.task, sample),
+            "prompt": self.prompt(sample.task, sample) if prompt is None else prompt,
             "answer": list(sample.answer) if isinstance(sample.answer, tuple) else sample.answer,
             "answer_kind": sample.answer_kind,
             "ground_truth": self.ground_truth(sample.task, sample),
@@ -364,13 +380,16 @@ def task_pools(samples: list[Sample], split: str, expand_grounding: bool) -> dic
     for sample in sorted(samples, key=lambda s: s.sample_id):
         if sample.split != split:
             continue
-        if sample.task == "grounding" and expand_grounding:
+        if sample.task == "grounding" and not sample.boxes:  # an absent finding: presence questions only
+            if not expand_grounding:
+                pools["grounding_absent"].append(sample)
+        elif sample.task == "grounding" and expand_grounding:
             pools["grounding_phrase_to_box"].append(sample)
             pools["grounding_box_to_phrase"].append(sample)
         else:
             pools[sample.task].append(sample)
     keys = ("findings", "impression", "vqa") + (
-        ("grounding_phrase_to_box", "grounding_box_to_phrase") if expand_grounding else ("grounding",)
+        ("grounding_phrase_to_box", "grounding_box_to_phrase") if expand_grounding else ("grounding", "grounding_absent")
     )
     return {key: pools.get(key, []) for key in keys}
 
@@ -414,16 +433,19 @@ def _build_locked(cfg: DictConfig) -> dict[str, Any]:
         evaluation_subjects = {sample.subject for sample in evaluation}
         eval_items = [converter.eval_item(sample) for sample in evaluation]
     elif cfg.xraybench.mode == "local":
+        folder = Path(cfg.data_root) / cfg.sources.xraybench
         local = xraybench.load_local(
-            Path(cfg.data_root) / cfg.sources.xraybench, cfg.xraybench.local.file,
-            dict(cfg.xraybench.local.columns),
+            folder / cfg.xraybench.local.file, dict(cfg.xraybench.columns),
+            Path(cfg.xraybench.local.image_root) if cfg.xraybench.local.image_root else folder,
+            out_dir / "xraybench_images", samples,
+            {"mimic-ext-vqa": dict(cfg.vqa.mimic_ext_answer_kinds),
+             "medical-cxr-vqa": dict(cfg.vqa.medical_cxr_answer_kinds)},
+            bool(cfg.xraybench.local.allow_unknown_subjects), skips,
         )
-        bench_shortfalls, evaluation_subjects = [], {item.subject for item in local}
-        eval_items = [
-            {"id": item.item_id, "images": [str(path) for path in item.images], "prompt": item.prompt,
-             "answer": list(item.answer) if isinstance(item.answer, tuple) else item.answer, "task": item.task}
-            for item in local
-        ]
+        evaluation, local_prepared = prepare_sample_images(local.samples, cfg, out_dir, skips)
+        prepared.update(local_prepared)
+        bench_shortfalls, evaluation_subjects = [], {sample.subject for sample in evaluation}
+        eval_items = [converter.eval_item(sample, local.prompts[sample.sample_id]) for sample in evaluation]
     else:
         raise ValueError(f"xraybench.mode must be 'rebuild' or 'local', got {cfg.xraybench.mode!r}")
 
@@ -434,18 +456,30 @@ def _build_locked(cfg: DictConfig) -> dict[str, Any]:
         else:
             trainable.append(sample)
 
-    grpo, grpo_short = draw_mixture(
-        task_pools(trainable, "train", False), cfg.grpo.size, dict(cfg.grpo.weights), cfg.seed, "grpo")
-    grpo_val, grpo_val_short = draw_mixture(
-        task_pools(trainable, "validate", False), cfg.grpo.val_size, dict(cfg.grpo.weights), cfg.seed, "grpo-val")
+    mixtures: dict[str, dict[str, Any]] = {}  # output -> target vs achieved (mixture_report)
+
+    def mixture(output: str, pools: dict[str, list[Sample]], section: DictConfig, size: int, purpose: str):
+        fill = bool(section.get("fill_shortfall", False))
+        pairs, plan = draw_planned(pools, size, dict(section.weights), cfg.seed, purpose, fill, BALANCED)
+        mixtures[output] = mixture_report(output, size, fill, plan, pairs, pools)
+        return pairs
+
+    grpo = mixture("grpo/train.parquet", task_pools(trainable, "train", False), cfg.grpo, cfg.grpo.size, "grpo")
+    grpo_val = mixture("grpo/val.parquet", task_pools(trainable, "validate", False), cfg.grpo, cfg.grpo.val_size,
+                       "grpo-val")
     grpo_ids = {sample.sample_id for _, sample in grpo}
-    cold_start, cold_short = draw_mixture(
-        task_pools([s for s in trainable if s.sample_id not in grpo_ids], "train", False),
-        cfg.cold_start.candidates, dict(cfg.cold_start.weights), cfg.seed, "cold-start")
+    cold_start = mixture("cold_start/candidates.parquet",
+                         task_pools([s for s in trainable if s.sample_id not in grpo_ids], "train", False),
+                         cfg.cold_start, cfg.cold_start.candidates, "cold-start")
     taken = grpo_ids if cfg.grpo.disjoint_from_stage1 else set()
     stage1_pool = [sample for sample in trainable if sample.sample_id not in taken]
-    stage1, stage1_short = draw_mixture(
-        task_pools(stage1_pool, "train", True), cfg.stage1.size, dict(cfg.stage1.weights), cfg.seed, "stage1")
+    stage1 = mixture("stage1/train.jsonl", task_pools(stage1_pool, "train", True), cfg.stage1, cfg.stage1.size,
+                     "stage1")
+    warnings = [f"test/xraybench.jsonl: {row['source']} {row['task']}/{row['subtype']} capped at {row['drawn']:,} of "
+                f"{row['target']:,}: its test split holds no more" for row in bench_shortfalls]
+    warnings += [line for report in mixtures.values() for line in report.pop("warnings")]
+    for line in warnings:
+        log.warning("%s", line)
 
     training_subjects = {sample.subject for _, sample in stage1 + grpo + grpo_val + cold_start}
     leaked = sorted(training_subjects & evaluation_subjects)
@@ -496,15 +530,16 @@ def _build_locked(cfg: DictConfig) -> dict[str, Any]:
         "sources": dict(sorted(status.items())),
         "parsed": _parsed_counts(samples),
         "outputs": {
-            "stage1/train.jsonl": {"rows": len(stage1), **breakdown(stage1), "shortfalls": stage1_short},
-            "grpo/train.parquet": {"rows": len(grpo), **breakdown(grpo), "shortfalls": grpo_short},
-            "grpo/val.parquet": {"rows": len(grpo_val), **breakdown(grpo_val), "shortfalls": grpo_val_short},
-            "cold_start/candidates.parquet": {"rows": len(cold_start), **breakdown(cold_start), "shortfalls": cold_short},
-            "test/xraybench.jsonl": {"rows": len(eval_items), "mode": cfg.xraybench.mode, "shortfalls": bench_shortfalls},
+            **{name: {"rows": len(pairs), **breakdown(pairs), **mixtures[name]} for name, pairs in (
+                ("stage1/train.jsonl", stage1), ("grpo/train.parquet", grpo), ("grpo/val.parquet", grpo_val),
+                ("cold_start/candidates.parquet", cold_start))},
+            "test/xraybench.jsonl": {"rows": len(eval_items), "mode": cfg.xraybench.mode, "shortfalls": bench_shortfalls,
+                                     **({"local": local.report} if cfg.xraybench.mode == "local" else {})},
         },
+        "warnings": warnings,
         "images": {"prepared": len(prepared), "resized_into_output": bool(cfg.images.resize)},
         "skipped": skips.counts(),
-        "warnings": skips.counts(skips.warnings),
+        "row_warnings": skips.counts(skips.warnings),
         "leakage_check": {
             "evaluation_patients": len(evaluation_subjects),
             "training_patients": len(training_subjects),
@@ -515,6 +550,41 @@ def _build_locked(cfg: DictConfig) -> dict[str, Any]:
     manifest["config"].pop("hydra", None)
     write_json(out_dir / "manifest.json", manifest)
     return manifest
+
+
+def mixture_report(
+    output: str, size: int, fill: bool, plan: dict[str, dict], pairs: list[tuple[str, Sample]],
+    pools: dict[str, list[Sample]],
+) -> dict[str, Any]:
+    """Target vs achieved size of one drawn set, per task and per source, with a warning for every
+    task whose pool capped its share (naming the sources that pool holds) and for a short set."""
+    total_weight = sum(entry["weight"] for entry in plan.values() if entry["weight"] > 0) or 1.0
+    achieved: dict[str, Counter] = defaultdict(Counter)
+    for task, sample in pairs:
+        achieved[task][sample.source] += 1
+    tasks, shortfalls, warnings = {}, {}, []
+    for task, entry in sorted(plan.items()):
+        got = sum(achieved[task].values())
+        tasks[task] = {
+            "weight": entry["weight"], "target": entry["target"], "available": entry["available"], "achieved": got,
+            "share_target": round(max(entry["weight"], 0.0) / total_weight, 4),
+            "share_achieved": round(got / len(pairs), 4) if pairs else 0.0,
+            "by_source": dict(sorted(achieved[task].items())),
+            "available_by_source": dict(sorted(Counter(sample.source for sample in pools[task]).items())),
+        }
+        if got < entry["target"]:
+            shortfalls[task] = {"target": entry["target"], "drawn": got}
+            sources = ", ".join(f"{source} {count:,}" for source, count in tasks[task]["available_by_source"].items())
+            why = (f"its pool holds only {entry['available']:,} ({sources or 'no source'})" if entry["available"] <= got
+                   else f"held in ratio with the task it is balanced with ({BALANCED})")
+            warnings.append(
+                f"{output}: {task} capped at {got:,} of its {entry['target']:,} target "
+                f"({tasks[task]['share_achieved']:.1%} of the set instead of {tasks[task]['share_target']:.1%}): {why}")
+    if len(pairs) < size:
+        warnings.append(f"{output}: {len(pairs):,} rows, fewer than the {size:,} asked"
+                        + ("" if fill else " (fill_shortfall is off: capped shares are not made up by other tasks)"))
+    return {"target": size, "achieved": len(pairs), "fill_shortfall": fill, "tasks": tasks,
+            "shortfalls": shortfalls, "warnings": warnings}
 
 
 def _parsed_counts(samples: list[Sample]) -> dict[str, dict[str, dict[str, int]]]:
@@ -537,7 +607,11 @@ def main(cfg: DictConfig) -> None:
         print(f"data build refused ({type(error).__name__}): {error}", file=sys.stderr)
         sys.exit(2)
     rows = {name: entry["rows"] for name, entry in manifest["outputs"].items()}
-    print(json.dumps({"out_dir": str(Path(cfg.out_dir).resolve()), "rows": rows, "skipped": manifest["skipped"]}, indent=2))
+    sizes = {name: {"target": entry["target"], "achieved": entry["achieved"],
+                    "by_task": {task: f"{t['achieved']}/{t['target']}" for task, t in entry["tasks"].items()}}
+             for name, entry in manifest["outputs"].items() if "tasks" in entry}
+    print(json.dumps({"out_dir": str(Path(cfg.out_dir).resolve()), "rows": rows, "sizes (achieved/target)": sizes,
+                      "warnings": manifest["warnings"], "skipped": manifest["skipped"]}, indent=2))
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from data_prep.writers import dataset_info_entry, update_dataset_info, write_jso
 from rewards.boxes import BoxVerdict, judge_box, parse_boxes
 from rewards.components import closed_answer_score, multi_object_f1, open_ended_overlap
 from rewards.ground_truth import GroundTruth, GroundTruthError, parse_ground_truth
-from rewards.normalize import written_answer
+from rewards.normalize import LIST_SEPARATOR, written_answer
 from rewards.response import first_reasoning, format_problem, last_boxed
 
 log = logging.getLogger("data_prep.cold_start")
@@ -176,6 +176,8 @@ def trace_problem(trace: str, truth: GroundTruth, rules: DictConfig) -> str | No
         agrees = closed_answer_score(answer, truth.answer) == 1.0
     elif truth.task == "multi_object":
         agrees = multi_object_f1(answer, truth.answer) >= rules.multi_object_min_f1
+        if agrees and len(truth.answer) > 1 and LIST_SEPARATOR not in (answer or ""):
+            return "answer_list_not_separated_by_pipe"  # one list format: the upstream preset would score it 0
     else:
         agrees = open_ended_overlap(answer, truth.answer) >= rules.open_ended_min_overlap
     return None if agrees else "answer_disagrees_with_ground_truth"

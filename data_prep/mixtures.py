@@ -2,7 +2,10 @@
 
 Each (purpose, task) pair has its own random stream derived from the seed, so changing one task's
 weight or pool does not reshuffle the others. A pool smaller than its target is taken whole and
-the shortfall reported; nothing is drawn twice.
+the shortfall reported; nothing is drawn twice. With ``fill``, what a short pool cannot give is
+spread over the other tasks in proportion to their weights (as far as their pools go), so the set
+keeps its size; ``plan_mixture`` computes that plan from pool sizes alone, which is also how the
+sizes on the real releases are worked out (``data_prep.release_sizes``).
 """
 
 from __future__ import annotations
@@ -36,6 +39,55 @@ def draw(pool: Sequence[T], count: int, seed: int, purpose: str) -> list[T]:
     rng = random.Random(f"{seed}/{purpose}")
     chosen = sorted(rng.sample(range(len(pool)), count))
     return [pool[i] for i in chosen]
+
+
+def plan_mixture(
+    size: int, weights: dict[str, float], available: dict[str, int], fill: bool,
+    ties: tuple[tuple[str, ...], ...] = (),
+) -> dict[str, dict]:
+    """Per task: its ``target`` by weight, its ``available`` pool and the ``planned`` count drawn.
+
+    Tasks of one tie (e.g. presence questions answered "yes" and "no") keep the ratio of their
+    targets: when one is short, the others are cut to match, and none of them takes part in ``fill``.
+    """
+    targets = integer_targets(size, weights)
+    planned = {task: min(targets[task], available.get(task, 0)) for task in weights}
+    tied = set()
+    for tie in ties:
+        members = [task for task in tie if task in weights and targets[task] > 0]
+        if not members:
+            continue
+        scale = min(planned[task] / targets[task] for task in members)
+        for task in members:
+            planned[task] = int(targets[task] * scale + 1e-9)
+        tied.update(members)
+    remaining = size - sum(planned.values())
+    while fill and remaining > 0:
+        room = {task: weights[task] for task in weights
+                if weights[task] > 0 and task not in tied and planned[task] < available.get(task, 0)}
+        if not room:
+            break
+        for task, extra in integer_targets(remaining, room).items():  # each round fills a pool or ends
+            take = min(extra, available.get(task, 0) - planned[task])
+            planned[task] += take
+            remaining -= take
+    return {task: {"weight": float(weights[task]), "target": targets[task], "available": available.get(task, 0),
+                   "planned": planned[task]} for task in weights}
+
+
+def draw_planned(
+    pools: dict[str, Sequence[T]], size: int, weights: dict[str, float], seed: int, purpose: str,
+    fill: bool = False, ties: tuple[tuple[str, ...], ...] = (),
+) -> tuple[list[tuple[str, T]], dict[str, dict]]:
+    """(task, item) pairs following ``plan_mixture``, and that plan."""
+    unknown = sorted(set(weights) - set(pools))
+    if unknown:
+        raise ValueError(f"{purpose}: weights name unknown tasks {unknown}; tasks are {sorted(pools)}")
+    plan = plan_mixture(size, weights, {task: len(pools[task]) for task in weights}, fill, ties)
+    drawn = []
+    for task in sorted(plan):
+        drawn.extend((task, item) for item in draw(pools[task], plan[task]["planned"], seed, f"{purpose}/{task}"))
+    return drawn, plan
 
 
 def draw_mixture(

@@ -7,6 +7,12 @@ split come from MIMIC-CXR-JPG: MS-CXR's own ``split`` column is **not** MIMIC's,
 would leak MIMIC test patients into training, so it is ignored. Boxes are kept in original pixels
 here; the build converts them to the model's frame. Files are read through ``data_prep.readers``:
 a row repeated exactly is one box, counted as ``duplicate_row``, not a second copy of the box.
+
+Every MS-CXR phrase names a finding that is there, so a presence question built from it is always
+answered "yes". ``absent_finding_samples`` balances them with questions whose answer is "no": for
+each category and split, as many frontal MIMIC images (times ``per_present``) whose report rules the
+category out, i.e. whose MIMIC-CXR-JPG CheXpert label is 0.0 (negated), the labeller's reading of
+the report, not a radiologist's. MS-CXR's eight categories are CheXpert labels.
 """
 
 from __future__ import annotations
@@ -16,11 +22,14 @@ import json
 from pathlib import Path
 
 from data_prep import readers
-from data_prep.mimic_cxr import MimicIndex
+from data_prep.mimic_cxr import MimicIndex, release_root
+from data_prep.mixtures import draw
 from data_prep.records import Sample, SkipLog, SourceMissingError
 
 SOURCE = "ms-cxr"
 COLUMNS = ("dicom_id", "category_name", "label_text", "x", "y", "w", "h")  # image_width/height: optional
+CHEXPERT = "mimic-cxr-2.0.0-chexpert.csv.gz"
+ABSENT_SOURCE = "mimic-cxr"  # absent findings come from MIMIC-CXR-JPG's CheXpert labels
 
 
 def _csv_rows(path: Path, skips: SkipLog) -> list[tuple[str, dict]]:
@@ -137,4 +146,69 @@ def grounding_samples(root: Path, index: MimicIndex, skips: SkipLog) -> list[Sam
                 image_size=size,
             )
         )
+    return samples
+
+
+def _ruled_out(jpg_root: Path, categories: set[str], skips: SkipLog) -> dict[str, set[str]]:
+    """category -> study_ids whose CheXpert label for it is 0.0 (the report negates it)."""
+    try:
+        path = release_root(jpg_root, CHEXPERT) / CHEXPERT
+    except SourceMissingError as error:
+        raise SourceMissingError(f"{error}: the grounding slice's absent-finding questions read it "
+                                 "(grounding.absent_per_present=0 turns them off)") from None
+    ruled_out: dict[str, set[str]] = {category: set() for category in categories}
+    header_checked = False
+    for checked in readers.csv_rows(path, ABSENT_SOURCE, skips, ("study_id",)):
+        row = checked.values
+        if not header_checked:
+            columns = {name.lower(): name for name in row}
+            missing = sorted(c for c in categories if c.lower() not in columns)
+            for category in missing:
+                skips.skip(SOURCE, "category_not_a_chexpert_label", category, f"{path.name} columns: {sorted(row)}")
+                ruled_out.pop(category)
+            header_checked = True
+        study = (row.get("study_id") or "").strip()
+        for category in ruled_out:
+            value = (row.get(columns[category.lower()]) or "").strip()
+            try:
+                if value and float(value) == 0.0:
+                    ruled_out[category].add(study)
+            except ValueError:
+                skips.skip(ABSENT_SOURCE, "malformed_chexpert_value", study, f"{category}={value!r}")
+    return ruled_out
+
+
+def absent_finding_samples(
+    jpg_root: Path, index: MimicIndex, present: list[Sample], per_present: float, seed: int, skips: SkipLog
+) -> list[Sample]:
+    """Presence questions answered "no", as many per (category, split) as MS-CXR has "yes" ones
+    times ``per_present``, drawn under ``seed`` from frontal images whose report rules it out."""
+    if per_present <= 0 or not present:
+        return []
+    wanted: dict[tuple[str, str], int] = {}
+    for sample in present:
+        wanted[(sample.subtype, sample.split)] = wanted.get((sample.subtype, sample.split), 0) + 1
+    shown = {(sample.subtype, sample.image) for sample in present}
+    ruled_out = _ruled_out(jpg_root, {category for category, _ in wanted}, skips)
+    samples = []
+    for (category, split), count in sorted(wanted.items()):
+        pool = []
+        for study in sorted(ruled_out.get(category, ())):
+            image = index.images.get(index.frontal_by_study.get(study, ""))
+            if image is not None and image.split == split and (category, image.path) not in shown:
+                pool.append(image)
+        target = int(round(count * per_present))
+        for image in draw(pool, target, seed, f"absent/{category}/{split}"):
+            samples.append(Sample(
+                sample_id=f"{ABSENT_SOURCE}/absent/{category.lower().replace(' ', '-')}/{image.dicom_id}",
+                source=ABSENT_SOURCE,
+                task="grounding",
+                subtype=category,
+                split=split,
+                subject=image.subject,
+                image=image.path,
+                answer="no",
+                answer_kind="closed",
+                image_size=image.size,
+            ))
     return samples

@@ -16,6 +16,9 @@ from rewards.boxes import Box
 TASKS = ("findings", "impression", "vqa", "grounding")
 # Splits as we name them (MIMIC's own names; other sources are mapped onto them).
 SPLITS = ("train", "validate", "test")
+# How releases spell them (Ext-VQA's files train/valid/test, Medical-CXR-VQA's train/val/test, ...).
+SPLIT_NAMES = {"train": "train", "training": "train", "valid": "validate", "val": "validate",
+               "validate": "validate", "validation": "validate", "dev": "validate", "test": "test", "testing": "test"}
 
 
 @dataclass(frozen=True, slots=True)  # slots: a full build holds ~1.5M of these

@@ -9,9 +9,12 @@
 Nothing else: no synonym lists, no partial matches, so ``yes or no`` stays ``yes or no`` and
 matches neither.
 
-Multi-object answers are lists. A predicted list is written as items separated by ``|``, ``,``,
-``;`` or the word ``and``; each item is normalised as above, and ``none`` / an empty answer is
-the empty list (MIMIC-Ext-MIMIC-CXR-VQA has questions whose answer is the empty list).
+Multi-object answers are lists. The project writes a list one way everywhere (prompts, SFT
+targets, teacher traces, the ``upstream`` preset's ground truth): its items joined by ``|``
+(``LIST_SEPARATOR``), which is how the released reward splits a list, and the empty list as
+``none``. When scoring, a predicted list may be written with ``|``, ``,``, ``;`` or the word
+``and`` between items; each item is normalised as above, and ``none`` / an empty answer is the
+empty list (MIMIC-Ext-MIMIC-CXR-VQA has questions whose answer is the empty list).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ _YES_FORMS = frozenset({"yes", "y", "yeah", "yep", "true"})
 _NO_FORMS = frozenset({"no", "n", "nope", "false"})
 _ITEM_SEPARATORS = re.compile(r"\s*(?:[|,;]|\band\b)\s*")
 _EMPTY_LIST_FORMS = frozenset({"", "none", "nothing", "no findings", "[]"})
+LIST_SEPARATOR = "|"  # the released reward splits list answers on it (rewards/upstream.py)
+EMPTY_LIST = "none"
 
 
 @lru_cache(maxsize=65536)  # GRPO groups repeat the reference and short answers ("yes", "no") endlessly
@@ -40,11 +45,13 @@ def normalize_answer(text: str) -> str:
 
 
 def written_answer(answer: str | list[str] | tuple[str, ...]) -> str:
-    """An answer as a model should write it: a list as its items joined by ", ", the empty list as "none"
-    (both read back by ``answer_items``)."""
+    """An answer as a model should write it: a list as its items joined by "|" without spaces, the
+    empty list as "none". Both presets read it back as the same items: ``answer_items`` (paper) and
+    the released split on "|" (upstream); no spaces keep a list under the released reward's
+    20-word limit for list answers as long as possible."""
     if isinstance(answer, str):
         return answer
-    return ", ".join(answer) if answer else "none"
+    return LIST_SEPARATOR.join(answer) if answer else EMPTY_LIST
 
 
 def answer_items(answer: str | list[str]) -> frozenset[str]:

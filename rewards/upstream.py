@@ -12,7 +12,11 @@ reward on the same data. Where it departs from the paper (see the README's rewar
   -0.2 when any coordinate exceeds the constant 512, the sum capped at 0.15 with no lower bound.
 
 A ground truth in our JSON schema is first turned into the plain string the released code would
-have been given (list items joined with ``|``), then typed by the released rules.
+have been given, then typed by the released rules. That string is written as the project writes
+every answer (``rewards.normalize.written_answer``: list items joined by ``|``, the empty list as
+``none``), with the released response rewrite (no spaces around ``<``, ``>``, ``/``) applied to it
+too: so a response that states the reference answer verbatim earns the full answer score, as it
+does under the ``paper`` preset. The released function itself is unchanged.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
 from rouge_score import rouge_scorer
 
 from rewards.ground_truth import GroundTruth
+from rewards.normalize import written_answer
 from rewards.response import first_reasoning, last_boxed
 
 RESOLUTION = 512
@@ -34,7 +39,9 @@ _ROUGE_1 = rouge_scorer.RougeScorer(["rouge1"], use_stemmer=True)
 
 
 def plain_answer(truth: GroundTruth) -> str:
-    return "|".join(truth.answer) if isinstance(truth.answer, tuple) else truth.answer
+    """The ground truth as the released code's dataset string (see the module docstring)."""
+    text = written_answer(truth.answer)
+    return text if truth.frame is None else _TAG_SPACING.sub(r"\1", text)  # plain strings: not rewritten
 
 
 def format_score(response: str) -> float:

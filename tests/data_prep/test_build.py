@@ -210,10 +210,12 @@ def test_local_xraybench_patients_are_kept_out_of_training(releases, tmp_path, m
     image = f"../mimic-cxr-jpg/files/p{subject[:2]}/p{subject}/s{train_study}/{study['frontal_dicom_ids'][0]}.jpg"
     local = root / "xraybench"
     local.mkdir(exist_ok=True)
-    (local / "test.jsonl").write_text(json.dumps({"images": [image], "problem": "<image>Q?", "answer": "yes"}) + "\n")
+    row = {"images": [image], "problem": "<image>Q?", "answer": "yes", "dataset": "Ext-VQA", "type": "presence"}
+    (local / "test.jsonl").write_text(json.dumps(row) + "\n")
     try:
         out = tmp_path / "out"
-        manifest = build(make_config(root, out, "xraybench.mode=local"))
+        manifest = build(make_config(root, out, "xraybench.mode=local", "xraybench.columns.source=dataset",
+                                     "xraybench.columns.question_type=type"))
     finally:
         shutil.rmtree(local)
     assert manifest["skipped"]["mimic-cxr"].get("patient_in_evaluation_set", 0) >= 1
@@ -255,6 +257,9 @@ def test_command_line_entry_with_the_demo_layer(releases, tmp_path):
     summary = json.loads(result.stdout[result.stdout.index("{"):])
     assert summary["rows"]["grpo/train.parquet"] > 0 and (out / "manifest.json").exists()
     assert json.loads((out / "manifest.json").read_text())["config"]["stage1"]["size"] == 400
+    sizes = summary["sizes (achieved/target)"]["stage1/train.jsonl"]  # target vs achieved, and why
+    assert sizes["target"] == 400 and "grounding_phrase_to_box" in sizes["by_task"]
+    assert any("capped" in line for line in summary["warnings"])
 
 
 @pytest.mark.slow

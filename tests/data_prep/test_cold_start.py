@@ -187,12 +187,14 @@ def test_trace_rules():
                               "open_ended_min_overlap": 0.5, "multi_object_min_f1": 1.0})
     truth = GroundTruth("multi_object", ("left lung", "heart"), Frame(448, 448))
     think = "<think>The left lung [300, 60, 420, 380] and the heart [150, 200, 330, 380] are involved.</think>"
-    assert trace_problem(f"{think} \\boxed{{heart, left lung}}", truth, rules) is None
+    assert trace_problem(f"{think} \\boxed{{heart|left lung}}", truth, rules) is None
+    # One list format: a list written with commas would score 0 under the upstream preset.
+    assert trace_problem(f"{think} \\boxed{{heart, left lung}}", truth, rules) == "answer_list_not_separated_by_pipe"
     assert trace_problem(f"{think} \\boxed{{heart}}", truth, rules) == "answer_disagrees_with_ground_truth"
     assert trace_problem(f"{think} \\boxed{{}}", truth, rules) == "format_empty_boxed"
-    assert trace_problem(think.replace("[150, 200, 330, 380]", "[0, 0, 448, 448]") + "\\boxed{heart, left lung}",
+    assert trace_problem(think.replace("[150, 200, 330, 380]", "[0, 0, 448, 448]") + "\\boxed{heart|left lung}",
                          truth, rules) == "box_whole_image"
-    assert trace_problem("<think>" + "x" * 400 + " [1, 1, 50, 50]</think>\\boxed{heart, left lung}", truth,
+    assert trace_problem("<think>" + "x" * 400 + " [1, 1, 50, 50]</think>\\boxed{heart|left lung}", truth,
                          rules) == "reasoning_too_long"
     report = GroundTruth("open_ended", "Small left pleural effusion. No pneumothorax.", Frame(448, 448))
     trace = offline_trace(Candidate("s1", "Describe the findings.", Path("unused.jpg"), report))
