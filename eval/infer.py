@@ -4,13 +4,16 @@ Backends: Hugging Face transformers (CPU or one GPU; the demo and tests use it w
 and vLLM's offline engine (GPUs, tensor parallel). Each item's prompt is its task prompt with, by
 default, the paper's reasoning-format prompt appended (``reasoning_format``), exactly as in GRPO.
 Predictions are appended as they are generated (``eval.predictions``); a rerun skips finished
-items, and a run killed at any point resumes with no duplicate and no lost item.
+items, and a run killed at any point resumes with no duplicate and no lost item. Every row records
+its ``provenance`` (model, backend, the items file's sha256, sampling, the format prompt): a rerun
+into a file another setup produced is refused, and so is a file damaged anywhere but its last line.
 
     python -m eval.infer model=... items_file=.../test/xraybench.jsonl out=.../predictions.jsonl [backend=vllm]
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -18,18 +21,61 @@ from typing import Any
 
 import hydra
 import jinja2
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from eval.predictions import PredictionWriter, extract_answer, read_finished
+from eval.jsonl import JsonlError, read_items
+from eval.predictions import PredictionsFileError, PredictionWriter, extract_answer, read_finished
 from rewards.frame import VISION_TOKENS
+from rewards.settings import ConfigValueError, check_booleans, config_bool
+
+BOOLEANS = ("reasoning_format",)  # every boolean of recipes/eval/xraybench.yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def load_items(path: Path, limit: int | None) -> list[dict[str, Any]]:
-    items = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return items[:limit] if limit else items
+    """The evaluation items (``eval.jsonl.read_items``); a bad line, an invalid item or a repeated id
+    is an error naming its line: inference never runs on a silently shortened item set."""
+    content = read_items(path)
+    content.refuse_bad("evaluation items")
+    if not content.rows:
+        raise JsonlError(f"{path}: no evaluation items")
+    return content.rows[:limit] if limit else content.rows
+
+
+def run_provenance(cfg: DictConfig) -> dict[str, Any]:
+    """What produces a predictions file; a resume must match it exactly. ``limit``, ``batch_size``
+    and the sharding are left out: they choose which items run when, not what an answer is."""
+    reasoning_format = config_bool(cfg.reasoning_format, "reasoning_format")
+    provenance = {
+        "model": str(cfg.model),
+        "backend": str(cfg.backend),
+        "items_sha256": hashlib.sha256(Path(cfg.items_file).read_bytes()).hexdigest(),
+        "sampling": OmegaConf.to_container(cfg.sampling, resolve=True),
+        "reasoning_format": reasoning_format,
+        "format_prompt_sha256": hashlib.sha256((ROOT / cfg.format_prompt).read_bytes()).hexdigest()
+        if reasoning_format else None,
+    }
+    if cfg.backend == "vllm":  # the image size the engine sees changes the answers
+        provenance["vllm"] = {"max_pixels": cfg.vllm.max_pixels, "max_model_len": cfg.vllm.max_model_len}
+    return json.loads(json.dumps(provenance))  # as it reads back from the file
+
+
+def check_resume(out: Path, provenance: dict[str, Any]) -> None:
+    """Refuse to append to ``out`` if a row in it was produced by another setup (or records none)."""
+    for row in read_finished(out):
+        recorded = row.get("provenance")
+        if recorded == provenance:
+            continue
+        if not isinstance(recorded, dict):
+            why = "it records no provenance (written by another tool or an older eval.infer)"
+        else:
+            why = "; ".join(f"{key}: {recorded.get(key)!r} in the file, {provenance.get(key)!r} now"
+                            for key in sorted(set(recorded) | set(provenance)) if recorded.get(key) != provenance.get(key))
+        raise PredictionsFileError(
+            f"{out}: will not resume: row {row['id']!r} was produced by a different setup ({why}). Resuming "
+            "would keep its answers as this run's. Write to another out=, or delete the file to start over.")
 
 
 def user_text(item: dict[str, Any], template: jinja2.Template | None) -> str:
@@ -37,7 +83,8 @@ def user_text(item: dict[str, Any], template: jinja2.Template | None) -> str:
     return template.render(content=prompt).strip() if template is not None else prompt
 
 
-def prediction_row(item: dict[str, Any], raw_output: str, model: str) -> dict[str, Any]:
+def prediction_row(item: dict[str, Any], raw_output: str, model: str,
+                   provenance: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "id": item["id"],
         "dataset": item.get("source", item.get("dataset")),
@@ -48,6 +95,7 @@ def prediction_row(item: dict[str, Any], raw_output: str, model: str) -> dict[st
         **extract_answer(raw_output),
         "raw_output": raw_output,
         "model": model,
+        **({"provenance": provenance} if provenance is not None else {}),
     }
 
 
@@ -116,6 +164,7 @@ def shard_path(out: Path, shard: int, shards: int) -> Path:
 def infer(cfg: DictConfig) -> dict[str, Any]:
     from PIL import Image
 
+    check_booleans(cfg, BOOLEANS)
     items_path = Path(cfg.items_file)
     out = shard_path(Path(cfg.out), cfg.shard, cfg.shards)
     image_root = Path(cfg.image_root) if cfg.image_root else items_path.parent.parent
@@ -124,6 +173,8 @@ def infer(cfg: DictConfig) -> dict[str, Any]:
     if len(set(ids)) != len(ids):
         raise ValueError(f"{items_path}: item ids are not unique")
     items = items[cfg.shard :: cfg.shards]
+    provenance = run_provenance(cfg)
+    check_resume(out, provenance)  # before anything is cut or loaded
     finished = {row["id"] for row in read_finished(out, repair=True)}
     todo = [item for item in items if item["id"] not in finished]
     template = None
@@ -139,7 +190,7 @@ def infer(cfg: DictConfig) -> dict[str, Any]:
             batch = todo[begin : begin + cfg.batch_size]
             images = [Image.open(image_root / item["images"][0]).convert("RGB") for item in batch]
             outputs = generator.generate([user_text(item, template) for item in batch], images)
-            writer.write(prediction_row(item, output, str(cfg.model)) for item, output in zip(batch, outputs))
+            writer.write(prediction_row(item, output, str(cfg.model), provenance) for item, output in zip(batch, outputs))
             progress.update(len(batch))
     finally:
         writer.close()
@@ -159,6 +210,8 @@ def infer_data_parallel(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]
     from data_prep.writers import write_jsonl
 
     n, per_engine = cfg.data_parallel, cfg.vllm.tensor_parallel_size
+    check_booleans(cfg, BOOLEANS)
+    check_resume(Path(cfg.out), run_provenance(cfg))  # the merge below replaces out: only with the same setup
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     gpus = visible.split(",") if visible else [str(i) for i in range(_gpu_count())]
     processes = []
@@ -191,13 +244,16 @@ def _gpu_count() -> int:
 
 @hydra.main(config_path=str(ROOT / "recipes" / "eval"), config_name="xraybench", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    if cfg.data_parallel > 1:
-        from hydra.core.hydra_config import HydraConfig
+    try:
+        if cfg.data_parallel > 1:
+            from hydra.core.hydra_config import HydraConfig
 
-        overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith(("data_parallel=", "shard"))]
-        print(json.dumps(infer_data_parallel(cfg, overrides), indent=2))
-    else:
-        print(json.dumps(infer(cfg), indent=2))
+            overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith(("data_parallel=", "shard"))]
+            print(json.dumps(infer_data_parallel(cfg, overrides), indent=2))
+        else:
+            print(json.dumps(infer(cfg), indent=2))
+    except (JsonlError, ConfigValueError) as error:  # bad input: a clear message, not a traceback
+        raise SystemExit(f"eval.infer: {error}") from None
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ how to provide it: never a crash, never a silent zero.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from collections import defaultdict
@@ -23,7 +24,7 @@ import numpy as np
 
 from data_prep.writers import write_json
 from eval import chexbert, nlg, radgraph_f1, vqa
-from eval.predictions import load_predictions
+from eval.predictions import PredictionsFileError, load_predictions
 
 REPORT_TASKS = ("findings", "impression")
 TABLE1_METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "F1-RadGraph",
@@ -148,8 +149,20 @@ def weighted_average(splits: dict[str, dict[str, Any]]) -> dict[str, float]:
     return {name: sum(v * n for v, n in pairs) / sum(n for _, n in pairs) for name, pairs in totals.items()}
 
 
+def items_fingerprint(rows: list[dict]) -> str:
+    """sha256 of the sorted item ids: two runs with equal fingerprints were scored on the same items."""
+    return hashlib.sha256("\n".join(sorted(row["id"] for row in rows)).encode()).hexdigest()
+
+
 def score(args: argparse.Namespace) -> dict[str, Any]:
-    rows, problems = load_predictions(args.predictions)
+    try:
+        rows, problems = load_predictions(args.predictions)
+    except PredictionsFileError as error:
+        raise SystemExit(str(error)) from None
+    if problems:
+        shown = "".join(f"\n  {problem}" for problem in problems[:10])
+        print(f"{args.predictions}: {len(problems)} line(s) left out of the scores (listed in metrics.json "
+              f"under malformed_rows):{shown}", file=sys.stderr)
     if not rows:
         raise SystemExit(f"{args.predictions}: no scorable rows ({len(problems)} malformed)")
     groups: dict[str, list[dict]] = defaultdict(list)
@@ -166,9 +179,12 @@ def score(args: argparse.Namespace) -> dict[str, Any]:
     vqa_results = {key: score_vqa(group, args) for key, group in sorted(groups.items())
                    if group[0]["task"] not in REPORT_TASKS}
     vqa_rows = [row for key, group in groups.items() if group[0]["task"] not in REPORT_TASKS for row in group]
+    for key, result in [*reports.items(), *vqa_results.items()]:
+        result["items_sha256"] = items_fingerprint(groups[key])
     metrics = {
         "predictions": str(args.predictions),
         "rows": len(rows),
+        "items_sha256": items_fingerprint(rows),
         "malformed_rows": problems,
         "implementations": {
             "BLEU/METEOR/ROUGE-L": nlg.IMPLEMENTATION, "CheXbert": chexbert.IMPLEMENTATION,
