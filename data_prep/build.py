@@ -40,12 +40,14 @@ from data_prep.writers import (
 from rewards.frame import Frame, scale_box_to_frame
 from rewards.ground_truth import encode_ground_truth
 from rewards.normalize import written_answer
+from rewards.settings import ConfigValueError, check_booleans
 
 log = logging.getLogger("data_prep.build")
 RECIPES = Path(__file__).resolve().parents[1] / "recipes" / "data"
 
 # Skips that describe the data, not damage to it: they do not count towards max_skip_fraction.
 CONTENT_GAPS = {"no_findings_section", "no_impression_section", "no_frontal_view", "no_report_for_study"}
+BOOLEANS = ("images.resize", "grpo.disjoint_from_stage1")  # every boolean of build.yaml (rewards.settings)
 
 
 class LeakageError(RuntimeError):
@@ -275,6 +277,7 @@ def task_pools(samples: list[Sample], split: str, expand_grounding: bool) -> dic
 
 
 def build(cfg: DictConfig) -> dict[str, Any]:
+    check_booleans(cfg, BOOLEANS)
     out_dir = Path(cfg.out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     skips = SkipLog()
@@ -403,7 +406,10 @@ def _parsed_counts(samples: list[Sample]) -> dict[str, dict[str, dict[str, int]]
 
 @hydra.main(config_path=str(RECIPES), config_name="build", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    manifest = build(cfg)
+    try:
+        manifest = build(cfg)
+    except ConfigValueError as error:  # a setting to fix: the message, not a traceback
+        raise SystemExit(f"data_prep.build: {error}") from None
     rows = {name: entry["rows"] for name, entry in manifest["outputs"].items()}
     print(json.dumps({"out_dir": str(Path(cfg.out_dir).resolve()), "rows": rows, "skipped": manifest["skipped"]}, indent=2))
 

@@ -12,9 +12,11 @@ class _Server(ThreadingHTTPServer):
 
 
 class FakeChatServer:
-    """Speaks POST /v1/chat/completions. ``behave(prompt_text, attempt) -> (status, body, delay_s, headers)``."""
+    """Speaks POST /v1/chat/completions. ``behave(prompt_text, attempt) -> (status, body, delay_s, headers)``;
+    with ``with_request``, ``behave(prompt_text, attempt, request)`` also gets ``{"path", "headers"}`` (a
+    server that echoes what it was sent, or redirects by path)."""
 
-    def __init__(self, behave):
+    def __init__(self, behave, with_request: bool = False):
         self.behave, self.requests, self.authorizations = behave, [], set()
         self.lock = threading.Lock()
         server = self
@@ -30,7 +32,11 @@ class FakeChatServer:
                     server.requests.append(text)
                     server.authorizations.add(self.headers.get("Authorization"))
                     attempt = sum(1 for seen in server.requests if seen == text)
-                status, reply, delay, headers = server.behave(text, attempt)
+                if with_request:
+                    request = {"path": self.path, "headers": dict(self.headers.items())}
+                    status, reply, delay, headers = server.behave(text, attempt, request)
+                else:
+                    status, reply, delay, headers = server.behave(text, attempt)
                 time.sleep(delay)
                 payload = reply if isinstance(reply, bytes) else json.dumps(reply).encode()
                 try:
