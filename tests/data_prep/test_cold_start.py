@@ -292,3 +292,22 @@ def test_secrets_echoed_by_the_server_reach_no_file_and_no_log(data_dir, monkeyp
             data = path.read_bytes()
             assert not any(form.encode() in data for form in forms), path
     assert not any(form in caplog.text for form in forms)
+
+
+def test_url_credentials_are_split_shown_masked_and_redacted(monkeypatch):
+    from data_prep.endpoint import public_url, redact, secrets_of, url_credentials
+
+    assert url_credentials("http://u:p%40ss@[::1]:8000/v1") == ("http://[::1]:8000/v1", ("u", "p%40ss"))
+    assert url_credentials("http://127.0.0.1:8000/v1") == ("http://127.0.0.1:8000/v1", None)
+    assert public_url("https://bob:hunter22@api.example.org/v1") == "https://***@api.example.org/v1"
+    monkeypatch.setenv("MY_KEY", SECRET)
+    secrets = secrets_of(EndpointConfig(base_url="https://bob:hunter22@api.example.org/v1", api_key_env="MY_KEY",
+                                        allow_remote_endpoint=True))
+    text = (f"401: key {SECRET} / {SECRET[:10]}... at https://bob:hunter22@api.example.org/v1, "
+            f"password hunter22, header Basic Ym9iOmh1bnRlcjIy, json {json.dumps(SECRET)}")
+    cleaned = redact(text, secrets)
+    assert all(secret not in cleaned for secret in (SECRET, "hunter22", "Ym9iOmh1bnRlcjIy"))
+    assert "https://***@api.example.org/v1" in cleaned and cleaned.count("[REDACTED]") == 4
+    with pytest.raises(RemoteEndpointRefused) as refused:
+        check_endpoint_policy(EndpointConfig(base_url="https://bob:hunter22@api.example.org/v1"))
+    assert "hunter22" not in str(refused.value) and "***@api.example.org" in str(refused.value)
