@@ -111,8 +111,8 @@ def read_jsonl(path: Path) -> JsonlContent:
     return content
 
 
-def _string_list(value: Any) -> bool:
-    return isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
+def _string_list(value: Any, allow_empty: bool = False) -> bool:
+    return isinstance(value, list) and (allow_empty or bool(value)) and all(isinstance(v, str) for v in value)
 
 
 def item_problem(item: dict[str, Any]) -> str | None:
@@ -128,8 +128,8 @@ def item_problem(item: dict[str, Any]) -> str | None:
         return "images must be a non-empty list of paths"
     if not isinstance(item["prompt"], str):
         return "prompt must be a string"
-    if not (isinstance(item["answer"], str) or _string_list(item["answer"])):
-        return f"answer must be a string or a non-empty list of strings, got {item['answer']!r:.80}"
+    if not (isinstance(item["answer"], str) or _string_list(item["answer"], allow_empty=True)):  # []: "none of them"
+        return f"answer must be a string or a list of strings, got {item['answer']!r:.80}"
     return None
 
 

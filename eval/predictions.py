@@ -97,10 +97,9 @@ def prediction_problem(row: dict[str, Any]) -> str | None:
     row["task"] = task
     if not isinstance(row["prediction"], str):
         return f"prediction must be a string, got {row['prediction']!r:.60}"
-    reference = row["reference"]
-    if not (isinstance(reference, str) or (isinstance(reference, list) and reference
-                                           and all(isinstance(r, str) for r in reference))):
-        return f"reference must be a string or a non-empty list of strings, got {reference!r:.60}"
+    reference = row["reference"]  # an empty list: a multi-object question whose answer is "none"
+    if not (isinstance(reference, str) or (isinstance(reference, list) and all(isinstance(r, str) for r in reference))):
+        return f"reference must be a string or a list of strings, got {reference!r:.60}"
     if row.get("question_type") is not None and not isinstance(row["question_type"], str):
         return f"question_type must be a string, got {row['question_type']!r:.60}"
     return None

@@ -65,15 +65,21 @@ def test_each_kind_of_bad_line_is_named(tmp_path, line, reason):
     ({"id": ""}, "id must be a non-empty string"),
     ({"task": "report"}, "unknown task 'report'"),
     ({"task": None}, "unknown task None"),
-    ({"reference": None}, "reference must be a string or a non-empty list of strings, got None"),
+    ({"reference": None}, "reference must be a string or a list of strings, got None"),
     ({"reference": 3.5}, "reference must be a string"),
-    ({"reference": []}, "reference must be a string or a non-empty list"),
+    ({"reference": ["a", 1]}, "reference must be a string or a list of strings"),
     ({"prediction": None}, "prediction must be a string, got None"),
     ({"dataset": ["x"]}, "dataset must be a non-empty string"),
     ({"question_type": 4}, "question_type must be a string"),
 ])
 def test_invalid_prediction_rows_are_counted_with_the_reason(change, reason):
     assert reason in prediction_problem({**prediction(1), **change})
+
+
+def test_an_empty_answer_list_is_valid():
+    """A multi-object question whose answer is "none of them" (the data build writes [])."""
+    assert prediction_problem({**prediction(1), "reference": []}) is None
+    assert item_problem({**item(1), "answer": []}) is None
 
 
 def test_task_names_are_case_normalised():
