@@ -25,7 +25,8 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from eval.jsonl import JsonlError, read_items
-from eval.predictions import PredictionsFileError, PredictionWriter, extract_answer, read_finished
+from eval.predictions import (PredictionsFileError, PredictionWriter, extract_answer, read_finished,
+                              refuse_if_being_written)
 from rewards.frame import VISION_TOKENS
 from rewards.settings import ConfigValueError, check_booleans, config_bool
 
@@ -63,7 +64,9 @@ def run_provenance(cfg: DictConfig) -> dict[str, Any]:
 
 
 def check_resume(out: Path, provenance: dict[str, Any]) -> None:
-    """Refuse to append to ``out`` if a row in it was produced by another setup (or records none)."""
+    """Refuse to append to ``out`` while another run writes to it, or if a row in it was produced by
+    another setup (or records none)."""
+    refuse_if_being_written(out)
     for row in read_finished(out):
         recorded = row.get("provenance")
         if recorded == provenance:

@@ -26,6 +26,7 @@ line stops the resume with an error that names it and changes nothing.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from pathlib import Path
@@ -125,12 +126,33 @@ def read_predictions(path: Path) -> tuple[JsonlContent, list[BadLine]]:
     return content, duplicates
 
 
+def refuse_if_being_written(path: Path) -> None:
+    """``PredictionsFileError`` if a ``PredictionWriter`` (another run) holds ``path`` now."""
+    if not path.exists():
+        return
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise PredictionsFileError(f"{path}: another run is writing to this file now; wait for it to end, "
+                                   "or write to another out") from None
+    finally:
+        os.close(descriptor)  # releases the probe's lock
+
+
 class PredictionWriter:
-    """Appends rows, one ``os.write`` per line, fsync'd, so each line is either whole or absent."""
+    """Appends rows, one ``os.write`` per line, fsync'd, so each line is either whole or absent.
+    Holds an exclusive lock on the file while open: a second writer is refused, not interleaved."""
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            fcntl.flock(self.descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.descriptor)
+            raise PredictionsFileError(f"{path}: another run is writing to this file now; wait for it to end, "
+                                       "or write to another out") from None
 
     def write(self, rows: Iterable[dict[str, Any]]) -> None:
         for row in rows:

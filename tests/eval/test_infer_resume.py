@@ -97,3 +97,21 @@ def test_damaged_items_and_string_booleans_are_refused(world):
     with pytest.raises(JsonlError, match=r"(?s)2 bad line.*items.jsonl:6: missing.*items.jsonl:8: not valid JSON") as error:
         infer(config(tmp_path, items_file))
     assert "nothing was changed" in str(error.value)
+
+
+def test_a_second_run_into_the_same_file_is_refused_while_the_first_writes(world):
+    from eval.predictions import PredictionWriter
+
+    tmp_path, items_file = world
+    out = tmp_path / "predictions.jsonl"
+    data = write_rows(out, run_provenance(config(tmp_path, items_file)))
+    first = PredictionWriter(out)  # a run in progress
+    try:
+        with pytest.raises(PredictionsFileError, match="another run is writing to this file now"):
+            infer(config(tmp_path, items_file))
+        with pytest.raises(PredictionsFileError, match="another run is writing"):
+            PredictionWriter(out)
+    finally:
+        first.close()
+    assert out.read_bytes() == data
+    check_resume(out, run_provenance(config(tmp_path, items_file)))  # free again
