@@ -49,6 +49,7 @@ from data_prep.writers import (
 from rewards.frame import Frame, scale_box_to_frame
 from rewards.ground_truth import encode_ground_truth
 from rewards.normalize import written_answer
+from rewards.settings import ConfigValueError, check_booleans
 
 log = logging.getLogger("data_prep.build")
 RECIPES = Path(__file__).resolve().parents[1] / "recipes" / "data"
@@ -71,6 +72,8 @@ REQUIRED_SPLITS = ("train", "test")
 # Tasks drawn in the ratio of their weights even when one pool is short: presence questions
 # answered "yes" (MS-CXR) and "no" (ruled out), so the answer never leaks from the mix.
 BALANCED = (("grounding", "grounding_absent"),)
+BOOLEANS = ("images.resize", "grpo.disjoint_from_stage1", "stage1.fill_shortfall", "grpo.fill_shortfall",
+            "cold_start.fill_shortfall", "xraybench.local.allow_unknown_subjects")  # every boolean of build.yaml
 
 
 class LeakageError(RuntimeError):
@@ -399,6 +402,7 @@ def task_pools(samples: list[Sample], split: str, expand_grounding: bool) -> dic
 
 def build(cfg: DictConfig) -> dict[str, Any]:
     """Build every dataset into ``cfg.out_dir``, holding its lock (a second build is refused)."""
+    check_booleans(cfg, BOOLEANS)
     out_dir = Path(cfg.out_dir).resolve()
     with output_lock(out_dir):
         for path in remove_stale_temporaries(out_dir):
@@ -606,6 +610,8 @@ def main(cfg: DictConfig) -> None:
     except REFUSALS as error:
         print(f"data build refused ({type(error).__name__}): {error}", file=sys.stderr)
         sys.exit(2)
+    except ConfigValueError as error:  # a setting to fix: the message, not a traceback
+        raise SystemExit(f"data_prep.build: {error}") from None
     rows = {name: entry["rows"] for name, entry in manifest["outputs"].items()}
     sizes = {name: {"target": entry["target"], "achieved": entry["achieved"],
                     "by_task": {task: f"{t['achieved']}/{t['target']}" for task, t in entry["tasks"].items()}}

@@ -29,18 +29,20 @@ import pyarrow.parquet as pq
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from data_prep.endpoint import CallCache, ChatEndpoint, EndpointConfig, image_part
+from data_prep.endpoint import CallCache, ChatEndpoint, EndpointConfig, RemoteEndpointRefused, image_part, public_url
 from data_prep.writers import dataset_info_entry, update_dataset_info, write_json, write_jsonl
 from rewards.boxes import BoxVerdict, judge_box, parse_boxes
 from rewards.components import closed_answer_score, multi_object_f1, open_ended_overlap
 from rewards.ground_truth import GroundTruth, GroundTruthError, parse_ground_truth
 from rewards.normalize import LIST_SEPARATOR, written_answer
 from rewards.response import first_reasoning, format_problem, last_boxed
+from rewards.settings import ConfigValueError, check_booleans
 
 log = logging.getLogger("data_prep.cold_start")
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 DATASET_NAME = "deepmedix_cold_start"
 OFFLINE_TEACHER = "offline-template (built from the ground truth; not a model)"
+BOOLEANS = ("teacher.allow_remote_endpoint", "verifier.allow_remote_endpoint", "verifier.enabled")  # of cold_start.yaml
 
 
 @dataclass(frozen=True)
@@ -192,6 +194,7 @@ def endpoint_config(section: DictConfig) -> EndpointConfig:
 
 
 def synthesize(cfg: DictConfig) -> dict[str, Any]:
+    check_booleans(cfg, BOOLEANS)
     data_dir = Path(cfg.data_dir).resolve()
     out = data_dir / "cold_start"
     candidates = load_candidates(data_dir)
@@ -206,7 +209,7 @@ def synthesize(cfg: DictConfig) -> dict[str, Any]:
     teacher = None if offline else ChatEndpoint(endpoint_config(cfg.teacher), cache)
     verifier = ChatEndpoint(endpoint_config(cfg.verifier), cache) if cfg.verifier.enabled else None
     verifier_template = load_template(cfg.prompts.verifier) if verifier else None
-    teacher_name = OFFLINE_TEACHER if offline else f"{cfg.teacher.model} at {cfg.teacher.base_url}"
+    teacher_name = OFFLINE_TEACHER if offline else f"{cfg.teacher.model} at {public_url(cfg.teacher.base_url)}"
 
     kept, rejected, reasons = [], [], Counter()
     progress = tqdm(total=min(cfg.size, len(candidates)), desc="cold-start traces kept", unit="trace")
@@ -263,7 +266,7 @@ def synthesize(cfg: DictConfig) -> dict[str, Any]:
     }
     report = {
         "teacher": teacher_name,
-        "verifier": f"{cfg.verifier.model} at {cfg.verifier.base_url}" if verifier else None,
+        "verifier": f"{cfg.verifier.model} at {public_url(cfg.verifier.base_url)}" if verifier else None,
         "candidates": len(candidates),
         "considered": len(kept) + len(rejected),
         "kept": len(kept),
@@ -280,7 +283,11 @@ def synthesize(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(config_path=str(RECIPES / "data"), config_name="cold_start", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    print(json.dumps(synthesize(cfg), indent=2))
+    try:
+        report = synthesize(cfg)
+    except (ConfigValueError, RemoteEndpointRefused) as error:  # a setting to fix: the message, not a traceback
+        raise SystemExit(f"data_prep.cold_start: {error}") from None
+    print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

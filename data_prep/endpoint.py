@@ -3,8 +3,11 @@
 MIMIC-CXR and its derivatives are credentialed (PhysioNet's data use agreement forbids sending
 them to third-party services). So an endpoint must be local (``localhost``, ``127.0.0.0/8``,
 ``::1``), such as a ``vllm serve`` of an open model, unless the user opts in explicitly with
-``allow_remote_endpoint: true``. The API key comes only from the environment variable named in
-the config; it is never logged, cached or written.
+``allow_remote_endpoint: true`` (a real boolean: the string ``"no"`` is an error). Redirects are
+never followed: a local server answering 307 cannot send the image and report to another origin.
+The API key comes only from the environment variable named in the config; it is never logged,
+cached or written, and ``redact`` removes it (and any ``user:password@`` of the URL, which is sent
+as HTTP basic auth and shown as ``***@``) from every error text before that text is stored.
 
 Calls go through the ``openai`` client (retries with exponential backoff on connection errors,
 timeouts, 429 and 5xx, honouring ``Retry-After``), spread over a bounded thread pool. Every answer
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import ipaddress
 import json
 import logging
@@ -26,7 +30,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import urlparse
+from urllib.parse import quote, urlparse, urlunparse
+
+from rewards.settings import config_bool
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +53,51 @@ class EndpointConfig:
     max_retries: int = 4
     concurrency: int = 8
 
+    def __post_init__(self) -> None:
+        # the string "no" (a command-line override) must not read as an opt-in
+        config_bool(self.allow_remote_endpoint, "allow_remote_endpoint")
+
+
+def url_credentials(base_url: str) -> tuple[str, tuple[str, str] | None]:
+    """The URL without its ``user:password@`` part, and that part (None if there is none)."""
+    parts = urlparse(base_url)
+    if parts.username is None and parts.password is None:
+        return base_url, None
+    host = parts.hostname or ""
+    netloc = (f"[{host}]" if ":" in host else host) + (f":{parts.port}" if parts.port else "")
+    return urlunparse(parts._replace(netloc=netloc)), (parts.username or "", parts.password or "")
+
+
+def public_url(base_url: str) -> str:
+    """``base_url`` as it may be shown, logged or written: credentials replaced by ``***``."""
+    clean, credentials = url_credentials(base_url)
+    return clean if credentials is None else clean.replace("://", "://***@", 1)
+
+
+def secrets_of(config: EndpointConfig) -> list[str]:
+    """Every form in which this endpoint's secrets could be echoed back: the key, the URL's
+    password, ``user:password`` and its basic-auth base64."""
+    found = []
+    key = os.environ.get(config.api_key_env or "", "")
+    if len(key) >= 4:
+        found.append(key)
+    _, credentials = url_credentials(config.base_url)
+    if credentials is not None:
+        pair = f"{credentials[0]}:{credentials[1]}"
+        found += [pair, base64.b64encode(pair.encode()).decode()]
+        found += [credentials[1]] if len(credentials[1]) >= 4 else []
+    forms = set()
+    for secret in found:
+        forms.update({secret, quote(secret, safe=""), json.dumps(secret)[1:-1]})
+    return sorted(forms, key=len, reverse=True)  # the longest first: no half-redacted secret
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    """``text`` with every secret replaced by ``[REDACTED]``; also any ``scheme://user:pw@`` URL."""
+    for secret in secrets:
+        text = text.replace(secret, "[REDACTED]")
+    return re.sub(r"(\w+://)[^/\s@]+@", r"\1***@", text)
+
 
 def is_local(base_url: str) -> bool:
     host = urlparse(base_url).hostname or ""
@@ -60,10 +111,10 @@ def is_local(base_url: str) -> bool:
 
 def check_endpoint_policy(config: EndpointConfig) -> None:
     if urlparse(config.base_url).scheme not in ("http", "https"):
-        raise ValueError(f"endpoint base_url must be http(s)://..., got {config.base_url!r}")
-    if not is_local(config.base_url) and not config.allow_remote_endpoint:
+        raise ValueError(f"endpoint base_url must be http(s)://..., got {public_url(config.base_url)!r}")
+    if not is_local(config.base_url) and config.allow_remote_endpoint is not True:
         raise RemoteEndpointRefused(
-            f"refusing to send images and reports to {config.base_url}: it is not a local endpoint. "
+            f"refusing to send images and reports to {public_url(config.base_url)}: it is not a local endpoint. "
             "MIMIC-CXR data are credentialed and must not leave your site by accident. Serve a model "
             "locally (e.g. `vllm serve ... --host 127.0.0.1`), or, if your data use agreement allows "
             "this endpoint, set allow_remote_endpoint=true explicitly."
@@ -122,11 +173,15 @@ class ChatEndpoint:
         from openai import DefaultHttpxClient
 
         self.config, self.cache = config, cache
+        self.secrets = secrets_of(config)
+        base_url, credentials = url_credentials(config.base_url)  # kept out of URLs, hence out of logs
         # A local endpoint is reached directly: HTTP(S)_PROXY variables (common on clusters) would
-        # otherwise route images and reports through a proxy, off the machine.
-        http_client = DefaultHttpxClient(trust_env=False) if is_local(config.base_url) else None
+        # otherwise route images and reports through a proxy, off the machine. No redirect is
+        # followed (the client's default would): the local-only rule holds for the configured URL.
+        http_client = DefaultHttpxClient(trust_env=not is_local(config.base_url), follow_redirects=False,
+                                         **({"auth": credentials} if credentials else {}))
         self.client = OpenAI(
-            base_url=config.base_url,
+            base_url=base_url,
             api_key=os.environ.get(config.api_key_env) or "EMPTY",  # local servers accept any key
             timeout=config.timeout_s,
             max_retries=config.max_retries,
@@ -134,6 +189,20 @@ class ChatEndpoint:
         )
         self.calls_made = 0  # requests sent (cache misses), for reports and tests
         self._count_lock = threading.Lock()
+
+    def describe(self, error: Exception) -> str:
+        """A failed call, as stored in reports: redirects named as refused; secrets redacted
+        before the text is cut (a cut must not leave half a key)."""
+        import openai
+
+        status = getattr(error, "status_code", None)
+        if isinstance(error, openai.APIStatusError) and status is not None and 300 <= status < 400:
+            location = error.response.headers.get("location", "?")
+            text = (f"redirect_refused: the endpoint answered {status} to {location}; redirects are not "
+                    "followed (images and reports go to the configured endpoint only)")
+        else:
+            text = f"{type(error).__name__}: {error}"
+        return redact(text, self.secrets)[:300]
 
     def payload(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
         return {
@@ -157,11 +226,14 @@ class ChatEndpoint:
             response = self.client.chat.completions.create(**payload)
             content = response.choices[0].message.content if response.choices else None
         except openai.OpenAIError as error:  # after the client's own retries
-            return CallResult(None, cached=False, error=f"{type(error).__name__}: {str(error)[:200]}")
+            return CallResult(None, cached=False, error=self.describe(error))
         except (AttributeError, IndexError, TypeError, ValueError) as error:  # a malformed reply
-            return CallResult(None, cached=False, error=f"malformed_reply: {error}")
+            return CallResult(None, cached=False, error=redact(f"malformed_reply: {error}", self.secrets)[:300])
         if not isinstance(content, str):
             return CallResult(None, cached=False, error="malformed_reply: no message content")
+        for secret in self.secrets:  # a server that echoes the key into its answer: kept off disk too
+            if len(secret) >= 12:  # (a short word such as a test key "EMPTY" would mangle real text)
+                content = content.replace(secret, "[REDACTED]")
         self.cache.put(key, content, self.config.model)
         return CallResult(content, cached=False)
 

@@ -25,6 +25,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from data_prep.endpoint import CallCache, ChatEndpoint, EndpointConfig, image_part, request_key
+from rewards.settings import config_bool
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +66,8 @@ class SamplingEndpoint(ChatEndpoint):
 
 
 def endpoint_config(section: DictConfig, sampling: DictConfig) -> EndpointConfig:
-    allow = section.allow_remote_endpoint
-    if not isinstance(allow, bool):  # "yes", "1" or "false" as text must not open a remote endpoint
-        raise TypeError(f"endpoint.allow_remote_endpoint must be true or false, got {allow!r}")
+    # "yes", "1" or "false" as text must not open a remote endpoint
+    allow = config_bool(section.allow_remote_endpoint, "endpoint.allow_remote_endpoint")
     if not section.model:
         raise ValueError("endpoint.model: set the served model name (vllm serve --served-model-name ...)")
     return EndpointConfig(

@@ -7,13 +7,16 @@ baselines use through their cards (``recipes/eval/models``, ``eval.model_cards``
 sampling, answer ``parsing``). Each item's prompt is its task prompt with, by default, the paper's
 reasoning-format prompt appended (``reasoning_format``), exactly as in GRPO.
 Predictions are appended as they are generated (``eval.predictions``); a rerun skips finished
-items, and a run killed at any point resumes with no duplicate and no lost item.
+items, and a run killed at any point resumes with no duplicate and no lost item. Every row records
+its ``provenance`` (model, backend, the items file's sha256, sampling, the format prompt): a rerun
+into a file another setup produced is refused, and so is a file damaged anywhere but its last line.
 
     python -m eval.infer model=... items_file=.../test/xraybench.jsonl out=.../predictions.jsonl [backend=vllm|endpoint]
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -21,19 +24,76 @@ from typing import Any
 
 import hydra
 import jinja2
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from data_prep.endpoint import public_url
+from eval.jsonl import JsonlError, read_items
 from eval.model_cards import output_parser
-from eval.predictions import PredictionWriter, extract_answer, read_finished
+from eval.predictions import (PredictionsFileError, PredictionWriter, extract_answer, read_finished,
+                              refuse_if_being_written)
 from rewards.frame import VISION_TOKENS
+from rewards.settings import ConfigValueError, check_booleans, config_bool
+
+# every boolean of recipes/eval/xraybench.yaml
+BOOLEANS = ("reasoning_format", "endpoint.allow_remote_endpoint", "parsing.strip_report_header")
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def load_items(path: Path, limit: int | None) -> list[dict[str, Any]]:
-    items = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return items[:limit] if limit else items
+    """The evaluation items (``eval.jsonl.read_items``); a bad line, an invalid item or a repeated id
+    is an error naming its line: inference never runs on a silently shortened item set."""
+    content = read_items(path)
+    content.refuse_bad("evaluation items")
+    if not content.rows:
+        raise JsonlError(f"{path}: no evaluation items")
+    return content.rows[:limit] if limit else content.rows
+
+
+def run_provenance(cfg: DictConfig) -> dict[str, Any]:
+    """What produces a predictions file; a resume must match it exactly. ``limit``, ``batch_size``
+    and the sharding are left out: they choose which items run when, not what an answer is."""
+    reasoning_format = config_bool(cfg.reasoning_format, "reasoning_format")
+    provenance = {
+        "model": str(cfg.model),
+        "backend": str(cfg.backend),
+        "items_sha256": hashlib.sha256(Path(cfg.items_file).read_bytes()).hexdigest(),
+        "sampling": OmegaConf.to_container(cfg.sampling, resolve=True),
+        "reasoning_format": reasoning_format,
+        "format_prompt_sha256": hashlib.sha256((ROOT / cfg.format_prompt).read_bytes()).hexdigest()
+        if reasoning_format else None,
+    }
+    if cfg.backend == "vllm":  # the image size the engine sees changes the answers
+        provenance["vllm"] = {"max_pixels": cfg.vllm.max_pixels, "max_model_len": cfg.vllm.max_model_len}
+    if cfg.backend == "endpoint":  # the served model, its system turn and extra sampling change the answers
+        endpoint = cfg.endpoint
+        provenance["endpoint"] = {
+            "model": str(endpoint.model), "base_url": public_url(str(endpoint.base_url)),
+            "extra_body": OmegaConf.to_container(endpoint.extra_body, resolve=True) if endpoint.extra_body else None,
+        }
+        provenance["system_prompt"] = cfg.get("system_prompt") or None
+    if cfg.get("parsing"):  # a card's answer parsing changes the scored answer
+        provenance["parsing"] = OmegaConf.to_container(cfg.parsing, resolve=True)
+    return json.loads(json.dumps(provenance))  # as it reads back from the file
+
+
+def check_resume(out: Path, provenance: dict[str, Any]) -> None:
+    """Refuse to append to ``out`` while another run writes to it, or if a row in it was produced by
+    another setup (or records none)."""
+    refuse_if_being_written(out)
+    for row in read_finished(out):
+        recorded = row.get("provenance")
+        if recorded == provenance:
+            continue
+        if not isinstance(recorded, dict):
+            why = "it records no provenance (written by another tool or an older eval.infer)"
+        else:
+            why = "; ".join(f"{key}: {recorded.get(key)!r} in the file, {provenance.get(key)!r} now"
+                            for key in sorted(set(recorded) | set(provenance)) if recorded.get(key) != provenance.get(key))
+        raise PredictionsFileError(
+            f"{out}: will not resume: row {row['id']!r} was produced by a different setup ({why}). Resuming "
+            "would keep its answers as this run's. Write to another out=, or delete the file to start over.")
 
 
 def user_text(item: dict[str, Any], template: jinja2.Template | None) -> str:
@@ -41,7 +101,8 @@ def user_text(item: dict[str, Any], template: jinja2.Template | None) -> str:
     return template.render(content=prompt).strip() if template is not None else prompt
 
 
-def prediction_row(item: dict[str, Any], raw_output: str, model: str, parse=None) -> dict[str, Any]:
+def prediction_row(item: dict[str, Any], raw_output: str, model: str, parse=None,
+                   provenance: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "id": item["id"],
         "dataset": item.get("source", item.get("dataset")),
@@ -52,6 +113,7 @@ def prediction_row(item: dict[str, Any], raw_output: str, model: str, parse=None
         **(parse(raw_output, item["task"]) if parse else extract_answer(raw_output)),
         "raw_output": raw_output,
         "model": model,
+        **({"provenance": provenance} if provenance is not None else {}),
     }
 
 
@@ -120,6 +182,7 @@ def shard_path(out: Path, shard: int, shards: int) -> Path:
 def infer(cfg: DictConfig) -> dict[str, Any]:
     from PIL import Image
 
+    check_booleans(cfg, BOOLEANS)
     items_path = Path(cfg.items_file)
     out = shard_path(Path(cfg.out), cfg.shard, cfg.shards)
     image_root = Path(cfg.image_root) if cfg.image_root else items_path.parent.parent
@@ -128,6 +191,8 @@ def infer(cfg: DictConfig) -> dict[str, Any]:
     if len(set(ids)) != len(ids):
         raise ValueError(f"{items_path}: item ids are not unique")
     items = items[cfg.shard :: cfg.shards]
+    provenance = run_provenance(cfg)
+    check_resume(out, provenance)  # before anything is cut or loaded
     finished = {row["id"] for row in read_finished(out, repair=True)}
     todo = [item for item in items if item["id"] not in finished]
     template = None
@@ -154,7 +219,7 @@ def infer(cfg: DictConfig) -> dict[str, Any]:
             images = [load_image(image_root / item["images"][0]) for item in batch]
             outputs = generator.generate([user_text(item, template) for item in batch], images)
             failed += sum(output is None for output in outputs)  # an endpoint call that failed: retried next run
-            writer.write(prediction_row(item, output, str(cfg.model), parse)
+            writer.write(prediction_row(item, output, str(cfg.model), parse, provenance)
                          for item, output in zip(batch, outputs) if output is not None)
             progress.update(len(batch))
     finally:
@@ -180,6 +245,8 @@ def infer_data_parallel(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]
     from data_prep.writers import write_jsonl
 
     n, per_engine = cfg.data_parallel, cfg.vllm.tensor_parallel_size
+    check_booleans(cfg, BOOLEANS)
+    check_resume(Path(cfg.out), run_provenance(cfg))  # the merge below replaces out: only with the same setup
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     gpus = visible.split(",") if visible else [str(i) for i in range(_gpu_count())]
     processes = []
@@ -212,16 +279,19 @@ def _gpu_count() -> int:
 
 @hydra.main(config_path=str(ROOT / "recipes" / "eval"), config_name="xraybench", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    if cfg.data_parallel > 1:
-        from hydra.core.hydra_config import HydraConfig
+    try:
+        if cfg.data_parallel > 1:
+            from hydra.core.hydra_config import HydraConfig
 
-        overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith(("data_parallel=", "shard"))]
-        print(json.dumps(infer_data_parallel(cfg, overrides), indent=2))
-    else:
-        result = infer(cfg)
-        print(json.dumps(result, indent=2))
-        if result.get("failed"):
-            raise SystemExit(f"{result['failed']} items got no reply (errors above); rerun to retry only them")
+            overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith(("data_parallel=", "shard"))]
+            print(json.dumps(infer_data_parallel(cfg, overrides), indent=2))
+        else:
+            result = infer(cfg)
+            print(json.dumps(result, indent=2))
+            if result.get("failed"):
+                raise SystemExit(f"{result['failed']} items got no reply (errors above); rerun to retry only them")
+    except (JsonlError, ConfigValueError) as error:  # bad input: a clear message, not a traceback
+        raise SystemExit(f"eval.infer: {error}") from None
 
 
 if __name__ == "__main__":

@@ -15,6 +15,11 @@ Each DIR holds ``metrics.json`` (``eval.score``) and optionally ``predictions.js
 - ``chexbert_per_condition_<dataset>.png``: per-observation F1-CheXbert of the ten observations
   most often positive in the references, one figure per findings split (Fig. 2f-g), when CheXbert ran;
 - ``README.md``: what is where, which implementation computed each metric, what was not computed.
+
+Every row shows its ``n``. Runs whose split was scored on different items (``items_sha256`` in
+``metrics.json``) are refused: their numbers do not compare (``--allow-different-items`` writes the
+report anyway). Non-comparable rows (that, or a split some runs lack, and the weighted average over
+such splits) are marked ``[not comparable]`` and explained in the README.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from data_prep.writers import atomic_write_bytes  # noqa: E402
-from eval.predictions import read_finished  # noqa: E402
+from eval.predictions import read_predictions  # noqa: E402
 from eval.score import TABLE1_METRICS  # noqa: E402
 
 COLUMNS = (*TABLE1_METRICS, "Average")
@@ -51,32 +56,72 @@ def write_table(path: Path, header: list[str], rows: list[list[str]]) -> None:
     atomic_write_bytes(path.with_suffix(".csv"), buffer.getvalue().encode())
 
 
-def report_table(runs: dict[str, dict]) -> tuple[list[str], list[list[str]]]:
+NOT_COMPARABLE = " [not comparable]"
+
+
+class NotComparable(ValueError):
+    """Runs scored on different item sets, put side by side without ``--allow-different-items``."""
+
+
+def item_set_differences(runs: dict[str, dict]) -> tuple[dict[str, str], set[str]]:
+    """Per split (report ``dataset/task`` or VQA dataset, and the report weighted average), why the
+    runs' numbers are not comparable: scored on different items (``items_sha256``, or ``n`` for
+    older metrics files: these splits are also returned second), or the split is missing from
+    some runs. Empty when all agree."""
+    differences: dict[str, str] = {}
+    different_items: set[str] = set()
+    if len(runs) < 2:
+        return differences, different_items
+    for section in ("reports", "vqa"):
+        splits = sorted({split for metrics in runs.values() for split in metrics[section]})
+        for split in splits:
+            present = {name: m[section][split] for name, m in runs.items() if split in m[section]}
+            missing = sorted(set(runs) - set(present))
+            identities = {(r.get("n"), r.get("items_sha256")) for r in present.values()}
+            if missing:
+                differences[split] = f"not scored for {', '.join(missing)}"
+            elif len(identities) > 1:
+                different_items.add(split)
+                differences[split] = "different items: " + ", ".join(f"{name} n={r.get('n')}" for name, r in present.items())
+    report_splits = [split for split in differences if any(split in m["reports"] for m in runs.values())]
+    if report_splits:
+        differences["weighted average"] = f"averages over non-comparable splits ({', '.join(report_splits)})"
+    return differences, different_items
+
+
+def report_table(runs: dict[str, dict], differences: dict[str, str] | None = None) -> tuple[list[str], list[list[str]]]:
     splits = sorted({split for metrics in runs.values() for split in metrics["reports"]})
+    differences = differences or {}
     rows = []
     for split in [*splits, "weighted average"]:
         for name, metrics in runs.items():
             if split == "weighted average":
                 entries = {k: {"value": v} for k, v in metrics.get("reports_weighted_average", {}).items()}
+                n = sum(result.get("n", 0) for result in metrics["reports"].values())
             else:
                 entries = metrics["reports"].get(split, {})
-            rows.append([split, name, *[value(entries.get(column)) for column in COLUMNS]])
-    return ["split", "model", *COLUMNS], rows
+                n = entries.get("n", 0)
+            label = split + (NOT_COMPARABLE if split in differences else "")
+            rows.append([label, name, str(n), *[value(entries.get(column)) for column in COLUMNS]])
+    return ["split", "model", "n", *COLUMNS], rows
 
 
-def vqa_table(runs: dict[str, dict]) -> tuple[list[str], list[list[str]]]:
+def vqa_table(runs: dict[str, dict], differences: dict[str, str] | None = None) -> tuple[list[str], list[list[str]]]:
+    differences = differences or {}
     rows = []
     for name, metrics in runs.items():
         for dataset, result in sorted(metrics["vqa"].items()):
             for kind, entry in result.items():
                 if isinstance(entry, dict) and "value" in entry:
                     count = result.get("n_by_type", {}).get(kind, result["n"]) if kind != "overall" else result["n"]
-                    rows.append([dataset, kind, name, value(entry), str(count)])
+                    rows.append([dataset + (NOT_COMPARABLE if dataset in differences else ""), kind, name,
+                                 value(entry), str(count)])
     return ["dataset", "question type", "model", "accuracy", "n"], rows
 
 
 def length_figure(runs: dict[str, Path], out: Path) -> bool:
-    predictions = {name: read_finished(folder / "predictions.jsonl") for name, folder in runs.items()
+    # the scorable rows (eval.score already counted and named the others in metrics.json)
+    predictions = {name: read_predictions(folder / "predictions.jsonl")[0].rows for name, folder in runs.items()
                    if (folder / "predictions.jsonl").exists()}
     report_rows = {name: [r for r in rows if r["task"] in ("findings", "impression")] for name, rows in predictions.items()}
     splits = sorted({f"{r['dataset']}/{r['task']}" for rows in report_rows.values() for r in rows})
@@ -151,7 +196,7 @@ def label_table1(header: list[str], rows: list[list[str]], runs: dict[str, dict]
     else:
         header[radgraph] = "F1-RadGraph (" + "; ".join(f"{n}: {label}" for n, label in labels.items()) + ")"
     average = header.index("Average")
-    coverage = [average_over(runs[row[1]], row[0]) for row in rows]
+    coverage = [average_over(runs[row[1]], row[0].removesuffix(NOT_COMPARABLE)) for row in rows]
     kinds = {(c.get("over"), c.get("of")) for c in coverage if c}
     if len(kinds) == 1:
         header[average] = next(c["label"] for c in coverage if c)
@@ -237,11 +282,20 @@ def chexbert_figures(runs: dict[str, dict], out: Path) -> list[str]:
     return written
 
 
-def build_report(runs: dict[str, Path], out: Path) -> list[str]:
-    out.mkdir(parents=True, exist_ok=True)
+def build_report(runs: dict[str, Path], out: Path, allow_different_items: bool = False) -> list[str]:
+    """The tables, figures and README. Runs scored on different items of a split are refused
+    (``NotComparable``) unless ``allow_different_items``; non-comparable rows (that, or a split some
+    runs lack) are marked and the README says why."""
     metrics = {name: json.loads((folder / "metrics.json").read_text()) for name, folder in runs.items()}
-    write_table(out / "report_generation", *label_table1(*report_table(metrics), metrics))
-    write_table(out / "vqa", *vqa_table(metrics))
+    differences, different_items = item_set_differences(metrics)
+    if different_items and not allow_different_items:
+        listed = "".join(f"\n  {split}: {differences[split]}" for split in sorted(different_items))
+        raise NotComparable(f"the runs were not scored on the same items, so their numbers do not compare:{listed}\n"
+                            "Score every run on the same items file, or pass --allow-different-items to write the "
+                            f"report with these splits marked{NOT_COMPARABLE}.")
+    out.mkdir(parents=True, exist_ok=True)
+    write_table(out / "report_generation", *label_table1(*report_table(metrics, differences), metrics))
+    write_table(out / "vqa", *vqa_table(metrics, differences))
     written = ["report_generation.md", "report_generation.csv", "vqa.md", "vqa.csv"]
     written += weighted_average_figure(metrics, out)
     if length_figure(runs, out / "lengths.png"):
@@ -258,7 +312,11 @@ def build_report(runs: dict[str, Path], out: Path) -> list[str]:
     notes += [f"- {family}: {text}" for family, text in first["implementations"].items()]
     notes += ["", f"Bootstrap: {first['bootstrap']}", ""]
     notes += table1_notes(metrics)
-    notes += ["", "## Not computed"]
+    notes += [""]
+    if differences:
+        notes += ["## Not comparable", "", f"Rows marked{NOT_COMPARABLE} do not compare like with like:"]
+        notes += [f"- {split}: {why}" for split, why in differences.items()] + [""]
+    notes += ["## Not computed"]
     for name, m in metrics.items():
         notes += [f"- {name}: {metric}: {reason}" for metric, reason in sorted(m["not_computed"].items())] or [f"- {name}: none"]
     atomic_write_bytes(out / "README.md", ("\n".join(notes) + "\n").encode())
@@ -270,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", action="append", required=True, help="NAME=DIR with metrics.json")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--allow-different-items", action="store_true",
+                        help="write the report even if the runs were scored on different items (marked)")
     args = parser.parse_args(argv)
     runs = {}
     for spec in args.run:
@@ -277,7 +337,10 @@ def main(argv: list[str] | None = None) -> int:
         if not folder or not (Path(folder) / "metrics.json").exists():
             parser.error(f"--run {spec!r}: expected NAME=DIR with DIR/metrics.json")
         runs[name] = Path(folder)
-    written = build_report(runs, args.out)
+    try:
+        written = build_report(runs, args.out, args.allow_different_items)
+    except NotComparable as error:
+        parser.exit(2, f"eval.report: {error}\n")
     print(f"report written to {args.out}: {', '.join(written)}")
     return 0
 

@@ -19,6 +19,7 @@ how many rows were extracted (``answer_extraction``).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from collections import defaultdict
@@ -29,7 +30,7 @@ import numpy as np
 
 from data_prep.writers import write_json
 from eval import chexbert, nlg, radgraph_f1, vqa
-from eval.predictions import load_predictions
+from eval.predictions import PredictionsFileError, load_predictions
 from rewards.response import BOXED_OPEN, THINK_CLOSE, THINK_OPEN, last_boxed
 
 REPORT_TASKS = ("findings", "impression")
@@ -194,8 +195,20 @@ def extract_final_answers(rows: list[dict]) -> dict[str, Any]:
     }
 
 
+def items_fingerprint(rows: list[dict]) -> str:
+    """sha256 of the sorted item ids: two runs with equal fingerprints were scored on the same items."""
+    return hashlib.sha256("\n".join(sorted(row["id"] for row in rows)).encode()).hexdigest()
+
+
 def score(args: argparse.Namespace) -> dict[str, Any]:
-    rows, problems = load_predictions(args.predictions)
+    try:
+        rows, problems = load_predictions(args.predictions)
+    except PredictionsFileError as error:
+        raise SystemExit(str(error)) from None
+    if problems:
+        shown = "".join(f"\n  {problem}" for problem in problems[:10])
+        print(f"{args.predictions}: {len(problems)} line(s) left out of the scores (listed in metrics.json "
+              f"under malformed_rows):{shown}", file=sys.stderr)
     extraction = extract_final_answers(rows)
     if not rows:
         raise SystemExit(f"{args.predictions}: no scorable rows ({len(problems)} malformed)")
@@ -213,9 +226,12 @@ def score(args: argparse.Namespace) -> dict[str, Any]:
     vqa_results = {key: score_vqa(group, args) for key, group in sorted(groups.items())
                    if group[0]["task"] not in REPORT_TASKS}
     vqa_rows = [row for key, group in groups.items() if group[0]["task"] not in REPORT_TASKS for row in group]
+    for key, result in [*reports.items(), *vqa_results.items()]:
+        result["items_sha256"] = items_fingerprint(groups[key])
     metrics = {
         "predictions": str(args.predictions),
         "rows": len(rows),
+        "items_sha256": items_fingerprint(rows),
         "malformed_rows": problems,
         "implementations": {
             "BLEU/METEOR/ROUGE-L": nlg.IMPLEMENTATION, "CheXbert": chexbert.IMPLEMENTATION,

@@ -14,9 +14,11 @@ class _Server(ThreadingHTTPServer):
 class FakeChatServer:
     """Speaks POST /v1/chat/completions. ``behave(prompt_text, attempt) -> (status, body, delay_s, headers)``;
     ``prompt_text`` joins the text of every turn. ``bodies`` keeps each request's JSON; with ``models``
-    it also answers GET /v1/models with them (else 404, as servers without the route do)."""
+    it also answers GET /v1/models with them (else 404, as servers without the route do); with
+    ``with_request``, ``behave(prompt_text, attempt, request)`` also gets ``{"path", "headers"}`` (a
+    server that echoes what it was sent, or redirects by path)."""
 
-    def __init__(self, behave, models=None):
+    def __init__(self, behave, models=None, with_request: bool = False):
         self.behave, self.requests, self.authorizations, self.bodies = behave, [], set(), []
         self.models = models
         self.lock = threading.Lock()
@@ -36,7 +38,11 @@ class FakeChatServer:
                     server.bodies.append(body)
                     server.authorizations.add(self.headers.get("Authorization"))
                     attempt = sum(1 for seen in server.requests if seen == text)
-                status, reply, delay, headers = server.behave(text, attempt)
+                if with_request:
+                    request = {"path": self.path, "headers": dict(self.headers.items())}
+                    status, reply, delay, headers = server.behave(text, attempt, request)
+                else:
+                    status, reply, delay, headers = server.behave(text, attempt)
                 time.sleep(delay)
                 payload = reply if isinstance(reply, bytes) else json.dumps(reply).encode()
                 try:

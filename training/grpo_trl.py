@@ -46,6 +46,7 @@ import jinja2
 from omegaconf import OmegaConf
 
 from rewards.frame import VISION_TOKENS
+from rewards.settings import config_bool
 
 # EasyR1 caps the importance ratio at exp(20) before clipping (core_algos.compute_policy_loss): a
 # dual-clip constant above it never binds, which is how the stage-3 recipe switches dual clip off.
@@ -108,7 +109,8 @@ def trl_arguments(config: dict[str, Any], output_dir: str, use_bf16: bool, use_g
     data, algorithm, trainer = config["data"], config.get("algorithm", {}), config.get("trainer", {})
     actor, rollout = config["worker"]["actor"], config["worker"]["rollout"]
     n, prompts_per_step = rollout.get("n", 5), actor.get("global_batch_size", 1)
-    kl_on = algorithm.get("use_kl_loss", False) and not algorithm.get("disable_kl", False)
+    kl_on = (config_bool(algorithm.get("use_kl_loss", False), "algorithm.use_kl_loss")
+             and not config_bool(algorithm.get("disable_kl", False), "algorithm.disable_kl"))
     loggers = [name for name in trainer.get("logger", []) if name in ("wandb", "tensorboard", "mlflow")]
     return {
         "output_dir": output_dir,

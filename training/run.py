@@ -21,6 +21,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from rewards.settings import ConfigValueError, check_booleans
 from training import check
 from training.render import ROOT, absolute, render, run_path
 
@@ -216,7 +217,11 @@ RUNNERS = {
 }
 
 
+BOOLEANS = ("force", "tiny_model")  # of recipes/run/*.yaml; the trainers' keys: training.check
+
+
 def run(cfg: DictConfig) -> None:
+    check_booleans(cfg, BOOLEANS)
     if cfg.stage == "check":
         problems = check_all(cfg)
         for stage, found in problems.items():
@@ -246,7 +251,7 @@ def main(cfg: DictConfig) -> None:
     OmegaConf.resolve(cfg)
     try:
         run(cfg)
-    except StageFailed as error:
+    except (StageFailed, ConfigValueError) as error:
         say(f"STOPPED: {error}")
         sys.exit(1)
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import jinja2
 
-from data_prep.endpoint import CallCache, ChatEndpoint, EndpointConfig, image_part
+from data_prep.endpoint import CallCache, ChatEndpoint, EndpointConfig, image_part, public_url
 from rewards.components import open_ended_overlaps
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,7 +72,7 @@ class EndpointJudge:
         self.endpoint = ChatEndpoint(config, CallCache(cache_dir))
         self.template = jinja2.Template((ROOT / "recipes" / "prompts" / template).read_text().strip())
         self.with_reference, self.with_image = with_reference, with_image
-        self.name = f"{config.model} at {config.base_url}"
+        self.name = f"{config.model} at {public_url(config.base_url)}"  # no user:password@ in summaries
 
     def messages(self, battle: Battle) -> list[dict]:
         text = self.template.render(task=battle.task, report_a=battle.report_a, report_b=battle.report_b,

@@ -22,6 +22,7 @@ import argparse
 import csv
 import io
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -40,16 +41,27 @@ from eval.arena.bradley_terry import (
 )
 from eval.arena.judges import VERDICTS, Battle, EndpointJudge, ReferenceJudge
 from eval.arena.sampling import STRATEGIES, PairSampler
-from eval.predictions import load_predictions
+from eval.jsonl import JsonlError, read_items
+from eval.predictions import PredictionsFileError, load_predictions
 from eval.report import write_table
 
 REPORT_TASKS = ("findings", "impression")
 
 
-def shared_items(models: dict[str, Path]) -> tuple[list[str], dict[str, dict[str, dict]]]:
+def shared_items(models: dict[str, Path], problems: dict[str, list[str]] | None = None
+                 ) -> tuple[list[str], dict[str, dict[str, dict]]]:
+    """The report items every model answered; lines left out are listed per model in ``problems``
+    (and on stderr); repeated ids stop the run."""
     rows = {}
     for name, path in models.items():
-        loaded, _ = load_predictions(path)
+        try:
+            loaded, skipped = load_predictions(path)
+        except PredictionsFileError as error:
+            raise SystemExit(str(error)) from None
+        if skipped:
+            print(f"{path}: {len(skipped)} line(s) left out:" + "".join(f"\n  {p}" for p in skipped[:10]), file=sys.stderr)
+        if problems is not None:
+            problems[name] = skipped
         rows[name] = {row["id"]: row for row in loaded if row["task"] in REPORT_TASKS}
     common = sorted(set.intersection(*(set(r) for r in rows.values()))) if rows else []
     if not common:
@@ -62,14 +74,22 @@ def run_arena(args: argparse.Namespace) -> dict:
     models = len(names)
     if models < 2:
         raise SystemExit("Report Arena needs at least two models")
-    items, rows = shared_items({name: args.model[name] for name in names})
+    problems: dict[str, list[str]] = {}
+    items, rows = shared_items({name: args.model[name] for name in names}, problems)
     images = {}
     if args.with_image and not args.items_file:
         raise SystemExit("--with-image needs --items-file (the evaluation items say where each image is)")
     if args.items_file:
-        for line in Path(args.items_file).read_text().splitlines():
-            item = json.loads(line)
+        try:
+            content = read_items(Path(args.items_file))
+        except JsonlError as error:
+            raise SystemExit(str(error)) from None
+        problems["items_file"] = content.problems()
+        for item in content.rows:
             images[item["id"]] = Path(args.items_file).parent.parent / item["images"][0]
+    if args.with_image and (unseen := [item for item in items if item not in images]):
+        raise SystemExit(f"--with-image: {len(unseen)} compared item(s) have no valid entry in {args.items_file} "
+                         f"(e.g. {unseen[0]!r}); the judge would see some battles without the image")
     if args.judge == "reference":
         judge = ReferenceJudge()
     else:
@@ -166,6 +186,7 @@ def run_arena(args: argparse.Namespace) -> dict:
         "ordered_judgments": ordered_counts.tolist(),
         "score_normalized": "(1 + s / max|s|) / 2 of the centred Bradley-Terry scores s: max-absolute scaling mapped "
                             "onto [0, 1] (eval.arena.bradley_terry.normalized)",
+        "malformed_rows": {name: found for name, found in problems.items() if found},
     }
     write_json(args.out / "summary.json", summary)
     return summary

@@ -11,6 +11,7 @@ import argparse
 import csv
 import io
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from data_prep.writers import atomic_write_bytes, write_json
 from eval.viewer.export import export_items
 from eval.viewer.items import load_view_items
 from eval.viewer.results import DIMENSIONS, table2
-from eval.viewer.server import start_server
+from eval.viewer.server import ViewerConfigError, start_server
 from eval.viewer.store import LabelStore
 
 
@@ -50,6 +51,14 @@ def write_results(result: dict, out: Path) -> None:
     atomic_write_bytes(out / "table2.md", ("\n".join(lines) + "\n").encode())
 
 
+def report_problems(problems: list[str], shown: int = 20) -> None:
+    """Lines of the items and predictions files that are not shown, with the reason, on stderr."""
+    if problems:
+        listed = "".join(f"\n  {problem}" for problem in problems[:shown])
+        more = f"\n  ... and {len(problems) - shown} more" if len(problems) > shown else ""
+        print(f"{len(problems)} line(s) of the input files are not shown:{listed}{more}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m eval.viewer", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -68,7 +77,11 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "serve":
         config = yaml.safe_load(args.config.read_text())
-        server = start_server(config)
+        try:
+            server = start_server(config)
+        except ViewerConfigError as error:
+            raise SystemExit(f"{args.config}: {error}") from None
+        report_problems(server.problems)
         print(f"viewer on {server.url}/?token=<your token>  (mode: {server.mode}, {len(server.items)} items); Ctrl-C stops")
         try:
             while True:
@@ -76,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             server.close()
     elif args.command == "export":
-        items = load_view_items(args.items_file, named_paths(args.predictions), None, 0, blind=False)
+        problems: list[str] = []
+        items = load_view_items(args.items_file, named_paths(args.predictions), None, 0, blind=False, problems=problems)
+        report_problems(problems)
         written = export_items(items, args.out, args.limit)
         print(f"exported {len(written)} PNGs to {args.out}")
     else:

@@ -4,13 +4,13 @@ reasoning split into steps with their boxes, and the seeded, blinded annotation 
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from eval.predictions import read_finished
+from eval.jsonl import read_items
+from eval.predictions import read_predictions
 from rewards.boxes import parse_boxes
 
 _STEP_MARK = re.compile(r"(?:^|\s)(?=Step\s*\d+\s*[:.)])", re.IGNORECASE)
@@ -38,13 +38,18 @@ class ViewItem:
 
 
 def load_view_items(items_file: Path, predictions: dict[str, Path], size: int | None, seed: int,
-                    blind: bool) -> list[ViewItem]:
-    items = {}
-    for line in Path(items_file).read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            item = json.loads(line)
-            items[item["id"]] = item
-    by_model = {name: {row["id"]: row for row in read_finished(Path(path))} for name, path in predictions.items()}
+                    blind: bool, problems: list[str] | None = None) -> list[ViewItem]:
+    """The items every model answered. Lines of the items or predictions files that cannot be
+    shown (bad JSON, invalid rows, repeated ids: the first is shown) are appended to ``problems``."""
+    problems = [] if problems is None else problems
+    content = read_items(Path(items_file))
+    problems += content.problems()
+    items = {item["id"]: item for item in content.rows}
+    by_model = {}
+    for name, path in predictions.items():
+        rows, duplicates = read_predictions(Path(path))
+        problems += rows.problems() + [f"{path}:{bad.line}: {bad.reason}" for bad in duplicates]
+        by_model[name] = {row["id"]: row for row in rows.rows}
     shared = sorted(set(items).intersection(*(set(rows) for rows in by_model.values())))
     if size is not None and size < len(shared):
         shared = sorted(random.Random(seed).sample(shared, size))

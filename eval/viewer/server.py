@@ -5,6 +5,10 @@ token (``Authorization: Bearer ...``; images also accept ``?token=``), from the 
 environment variable it names; an image is served only if its resolved path lies inside one of the
 configured ``image_roots`` (path traversal is refused); nothing is fetched from or sent elsewhere.
 In ``annotate`` mode the two models are blinded (no names, a seeded random side per item).
+The config is checked at start (tokens must be distinct strings, ``mode``, ``port``). A request body
+must declare its length (411 otherwise; 400 if not a length; 413 above 1 MB), must arrive within
+``request_timeout_s`` (default 30 s; a client that stops sending loses its connection, not a
+thread) and must be a UTF-8 JSON object of bounded depth (400 otherwise).
 
 API (see eval/viewer/static/index.html): ``GET /api/me``, ``GET /api/items``,
 ``GET /api/item/<i>``, ``GET /image/<i>``, ``GET|POST /api/labels/<i>``, ``GET /api/results``.
@@ -21,11 +25,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
+from eval.jsonl import parse_json_object
 from eval.viewer.items import ViewItem, load_view_items, reasoning_steps
 from eval.viewer.results import table2
 from eval.viewer.store import BINARY, PER_STEP, PREFERENCE, LabelStore
 
 STATIC = Path(__file__).resolve().parent / "static"
+MAX_BODY = 1_000_000  # bytes of a label submission
+MODES = ("view", "annotate")
 
 
 class _Server(ThreadingHTTPServer):
@@ -37,15 +44,55 @@ class BadLabels(ValueError):
     pass
 
 
+class ViewerConfigError(ValueError):
+    """A viewer config that cannot start a server safely; the message names the key."""
+
+
 def annotator_tokens(annotators: dict) -> dict[str, tuple[str, str]]:
-    """token -> (annotator, group); tokens from the config or the environment variable it names."""
-    tokens = {}
+    """token -> (annotator, group); tokens from the config or the environment variable it names.
+    Every token must be a non-empty string (a YAML number is refused: quote it) and no two
+    annotators may share one (their labels would merge)."""
+    if not isinstance(annotators, dict):
+        raise ViewerConfigError("annotators must map each annotator's name to {token or token_env, group}")
+    tokens: dict[str, tuple[str, str]] = {}
     for name, spec in annotators.items():
-        token = spec.get("token") or os.environ.get(spec.get("token_env", ""), "")
+        if not isinstance(spec, dict):
+            raise ViewerConfigError(f"annotator {name!r}: expected {{token or token_env, group}}, got {spec!r:.40}")
+        if "token" in spec:
+            token, where = spec["token"], "'token'"
+        else:
+            token, where = os.environ.get(str(spec.get("token_env", "")), ""), f"${spec.get('token_env')}"
+        if not isinstance(token, str):
+            raise ViewerConfigError(f"annotator {name!r}: the token must be a string, got a {type(token).__name__} "
+                                    "(quote it in the YAML)")
         if not token:
-            raise ValueError(f"annotator {name!r} has no token (set 'token' or an environment variable 'token_env')")
-        tokens[token] = (name, str(spec.get("group", "1")))
+            raise ViewerConfigError(f"annotator {name!r} has no token (set 'token' or an environment variable 'token_env')")
+        if token in tokens:
+            raise ViewerConfigError(f"annotators {tokens[token][0]!r} and {name!r} have the same token ({where}): "
+                                    "each annotator needs their own, or their labels merge")
+        tokens[token] = (str(name), str(spec.get("group", "1")))
     return tokens
+
+
+def check_config(config: dict) -> None:
+    """The settings' kinds, before anything starts."""
+    if not isinstance(config, dict):
+        raise ViewerConfigError("the viewer config must be a mapping")
+    missing = [key for key in ("items_file", "predictions", "database") if key not in config]
+    if missing:
+        raise ViewerConfigError(f"the viewer config lacks {missing}")
+    if config.get("mode", "view") not in MODES:
+        raise ViewerConfigError(f"mode must be one of {MODES}, got {config.get('mode')!r}")
+    port = config.get("port", 8765)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ViewerConfigError(f"port must be an integer in 0..65535, got {port!r}")
+    if not isinstance(config.get("host", "127.0.0.1"), str):
+        raise ViewerConfigError(f"host must be a string, got {config.get('host')!r}")
+    timeout = config.get("request_timeout_s", 30)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise ViewerConfigError(f"request_timeout_s must be a positive number, got {timeout!r}")
+    if not isinstance(config["predictions"], dict) or not 1 <= len(config["predictions"]) <= 2:
+        raise ViewerConfigError("predictions must map one or two model names to predictions files")
 
 
 def validate_labels(labels, item: ViewItem, sides: dict[str, int]) -> list[dict]:
@@ -77,13 +124,16 @@ def validate_labels(labels, item: ViewItem, sides: dict[str, int]) -> list[dict]
 
 class ViewerServer:
     def __init__(self, config: dict):
+        check_config(config)
         self.config = config
         self.mode = config.get("mode", "view")
-        sample = config.get("sample", {}) if self.mode == "annotate" else {}
-        self.items = load_view_items(Path(config["items_file"]), {k: Path(v) for k, v in config["predictions"].items()},
-                                     sample.get("size"), sample.get("seed", 0), blind=self.mode == "annotate")
-        self.roots = [Path(root).resolve() for root in config.get("image_roots", [])]
         self.tokens = annotator_tokens(config.get("annotators", {}))
+        sample = config.get("sample", {}) if self.mode == "annotate" else {}
+        self.problems: list[str] = []  # lines of the items / predictions files not shown, with the reason
+        self.items = load_view_items(Path(config["items_file"]), {k: Path(v) for k, v in config["predictions"].items()},
+                                     sample.get("size"), sample.get("seed", 0), blind=self.mode == "annotate",
+                                     problems=self.problems)
+        self.roots = [Path(root).resolve() for root in config.get("image_roots", [])]
         self.store = LabelStore(Path(config["database"]))
         handler = self._handler()
         self.httpd = _Server((config.get("host", "127.0.0.1"), int(config.get("port", 8765))), handler)
@@ -109,6 +159,8 @@ class ViewerServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = server.config.get("request_timeout_s", 30)  # a stalled client frees its thread
+
             def log_message(self, *args):  # keep annotators' traffic out of the console
                 pass
 
@@ -124,8 +176,8 @@ class ViewerServer:
             def who(self, query) -> tuple[str, str] | None:
                 header = self.headers.get("Authorization", "")
                 token = header[7:] if header.startswith("Bearer ") else (query.get("token") or [""])[0]
-                for known, identity in server.tokens.items():
-                    if token and hmac.compare_digest(token, known):
+                for known, identity in server.tokens.items():  # as bytes: any header text compares
+                    if token and hmac.compare_digest(token.encode("utf-8", "surrogateescape"), known.encode()):
                         return identity
                 return None
 
@@ -171,14 +223,28 @@ class ViewerServer:
                     return self.reply(401, {"error": "a valid annotator token is required"})
                 if not (len(parts) == 3 and parts[:2] == ["api", "labels"] and (item := self.item_at(parts[2]))):
                     return self.reply(404, {"error": "not found"})
-                length = int(self.headers.get("Content-Length") or 0)
-                if length > 1_000_000:
-                    return self.reply(413, {"error": "request too large"})
+                declared = self.headers.get("Content-Length")
+                if declared is None:
+                    self.close_connection = True
+                    return self.reply(411, {"error": "Content-Length is required"})
+                if not re.fullmatch(r"\s*\d{1,12}\s*", declared):
+                    self.close_connection = True
+                    return self.reply(400, {"error": f"Content-Length must be a byte count, got {declared[:20]!r}"})
+                length = int(declared)
+                if length > MAX_BODY:
+                    self.close_connection = True  # the unread body must not be taken for the next request
+                    return self.reply(413, {"error": f"request too large (limit {MAX_BODY} bytes)"})
+                data = self.rfile.read(length)  # the socket timeout bounds a client that stops sending
+                if len(data) < length:
+                    self.close_connection = True
+                    return self.reply(400, {"error": "the body is shorter than its Content-Length"})
+                body, problem = parse_json_object(data) if data.strip() else ({}, None)
+                if problem is not None:
+                    return self.reply(400, {"error": f"the body is {problem}"})
                 try:
-                    body = json.loads(self.rfile.read(length) or b"{}")
                     sides = {side: i for i, side in enumerate(("left", "right")[: len(item.models)])}
                     labels = validate_labels(body.get("labels"), item, sides)
-                except (json.JSONDecodeError, AttributeError, BadLabels) as error:
+                except BadLabels as error:
                     return self.reply(400, {"error": str(error)})
                 saved = server.store.save(identity[0], identity[1], item.item["id"], labels)
                 return self.reply(200, {"saved": saved})

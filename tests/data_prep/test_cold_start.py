@@ -210,3 +210,106 @@ def test_originals_kept_in_place_still_give_traces(releases, make_config, tmp_pa
     rows = [json.loads(line) for line in (data / "cold_start" / "train.jsonl").read_text().splitlines()]
     assert report["kept"] == len(rows) > 0
     assert all(Path(row["images"][0]).is_absolute() and Path(row["images"][0]).is_file() for row in rows)
+
+
+def test_a_string_boolean_never_opts_in_to_a_remote_endpoint(data_dir):
+    """Issue 16.11: ``teacher.allow_remote_endpoint=no`` (a string) let a remote teacher through."""
+    from rewards.settings import ConfigValueError
+
+    remote = {"teacher": {"base_url": "http://example.org/v1", "allow_remote_endpoint": "no"}}
+    with pytest.raises(ConfigValueError, match="teacher.allow_remote_endpoint must be true or false, got 'no'"):
+        synthesize(OmegaConf.merge(config(data_dir, "http://127.0.0.1:9/v1"), remote))
+    for key in ("verifier.enabled", "verifier.allow_remote_endpoint"):
+        section, name = key.split(".")
+        with pytest.raises(ConfigValueError, match=key):
+            synthesize(OmegaConf.merge(config(data_dir, "http://127.0.0.1:9/v1"), {section: {name: "false"}}))
+    for value in ("no", "false", 0, 1, None):  # every client of the endpoint, whatever built its config
+        with pytest.raises(ConfigValueError, match="allow_remote_endpoint must be true or false"):
+            EndpointConfig(base_url="http://example.org/v1", allow_remote_endpoint=value)
+
+
+def test_the_command_line_refuses_a_string_boolean(tmp_path):
+    """The same through Hydra's own parser, where ``=no`` arrives as the string "no"."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run([sys.executable, "-m", "data_prep.cold_start", f"data_dir={tmp_path}",
+                             "teacher.base_url=http://example.org/v1", "teacher.allow_remote_endpoint=no"],
+                            cwd=root, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "teacher.allow_remote_endpoint must be true or false, got 'no'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_redirect_to_another_origin_is_never_followed(data_dir):
+    """Issue 16.12: a local server answering 307 made the client re-send image and report elsewhere."""
+    elsewhere = FakeChatServer(lambda prompt, attempt: (200, completion(good_trace(prompt)), 0, {}))
+    target = f"{elsewhere.url}/chat/completions"
+    redirecting = FakeChatServer(lambda prompt, attempt: (307, {}, 0, {"Location": target}))
+    try:
+        report = synthesize(config(data_dir, redirecting.url))
+    finally:
+        redirecting.close()
+        elsewhere.close()
+    assert elsewhere.requests == [] and redirecting.requests
+    assert report["kept"] == 0 and report["rejected"] == {"teacher_call_failed": report["candidates"]}
+    rejected = [json.loads(line) for line in (data_dir / "cold_start" / "rejected.jsonl").read_text().splitlines()]
+    assert all(row["error"].startswith("redirect_refused: the endpoint answered 307") for row in rejected)
+
+
+def test_secrets_echoed_by_the_server_reach_no_file_and_no_log(data_dir, monkeypatch, caplog):
+    """Issue 16.13: an error echoing the key landed in rejected.jsonl; user:pw@ in report.json and the log."""
+    import base64
+    import logging
+
+    caplog.set_level(logging.DEBUG)  # every logger, the HTTP clients' included
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    password = "pw-also-never-written-42"
+    pair = f"alice:{password}"
+
+    def echo(prompt, attempt, request):
+        heard = request["headers"].get("Authorization", "")
+        if "Basic" in heard:  # the URL's credentials: echo them decoded, and in the answer too
+            heard += " = " + base64.b64decode(heard.split()[-1]).decode()
+        if sum(map(ord, prompt)) % 2:
+            return 401, {"error": {"message": f"Incorrect API key provided: {heard} ({SECRET})", "type": "auth"}}, 0, {}
+        return 200, completion(good_trace(prompt).replace("</think>", f" {heard} {SECRET}</think>")), 0, {}
+
+    server = FakeChatServer(echo, with_request=True)
+    try:
+        with_key = synthesize(config(data_dir, server.url))
+        with_password = synthesize(config(data_dir, server.url.replace("://", f"://{pair}@"), cache_dir=str(data_dir / "c2")))
+    finally:
+        server.close()
+    assert with_key["rejected"].get("teacher_call_failed") and with_password["rejected"].get("teacher_call_failed")
+    assert server.authorizations == {f"Bearer {SECRET}", "Basic " + base64.b64encode(pair.encode()).decode()}
+    report = json.loads((data_dir / "cold_start" / "report.json").read_text())
+    assert report["teacher"] == f"fake-teacher at {server.url.replace('://', '://***@')}"
+    rejected = (data_dir / "cold_start" / "rejected.jsonl").read_text()
+    assert "[REDACTED]" in rejected and "Incorrect API key provided" in rejected
+    forms = [SECRET, password, pair, base64.b64encode(pair.encode()).decode()]
+    for path in data_dir.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert not any(form.encode() in data for form in forms), path
+    assert not any(form in caplog.text for form in forms)
+
+
+def test_url_credentials_are_split_shown_masked_and_redacted(monkeypatch):
+    from data_prep.endpoint import public_url, redact, secrets_of, url_credentials
+
+    assert url_credentials("http://u:p%40ss@[::1]:8000/v1") == ("http://[::1]:8000/v1", ("u", "p%40ss"))
+    assert url_credentials("http://127.0.0.1:8000/v1") == ("http://127.0.0.1:8000/v1", None)
+    assert public_url("https://bob:hunter22@api.example.org/v1") == "https://***@api.example.org/v1"
+    monkeypatch.setenv("MY_KEY", SECRET)
+    secrets = secrets_of(EndpointConfig(base_url="https://bob:hunter22@api.example.org/v1", api_key_env="MY_KEY",
+                                        allow_remote_endpoint=True))
+    text = (f"401: key {SECRET} / {SECRET[:10]}... at https://bob:hunter22@api.example.org/v1, "
+            f"password hunter22, header Basic Ym9iOmh1bnRlcjIy, json {json.dumps(SECRET)}")
+    cleaned = redact(text, secrets)
+    assert all(secret not in cleaned for secret in (SECRET, "hunter22", "Ym9iOmh1bnRlcjIy"))
+    assert "https://***@api.example.org/v1" in cleaned and cleaned.count("[REDACTED]") == 4
+    with pytest.raises(RemoteEndpointRefused) as refused:
+        check_endpoint_policy(EndpointConfig(base_url="https://bob:hunter22@api.example.org/v1"))
+    assert "hunter22" not in str(refused.value) and "***@api.example.org" in str(refused.value)

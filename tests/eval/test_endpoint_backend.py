@@ -18,6 +18,7 @@ from PIL import Image
 from data_prep.endpoint import RemoteEndpointRefused
 from eval.endpoint_backend import EndpointUnavailable
 from eval.infer import infer
+from rewards.settings import ConfigValueError
 from tests.chat_server import FakeChatServer, completion
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -147,7 +148,8 @@ def test_a_killed_run_resumes_without_duplicates_or_repeated_requests(items, tmp
     out = tmp_path / "predictions.jsonl"
     command = [sys.executable, "-m", "eval.infer", "model=org/checkpoint", f"items_file={items}", f"out={out}",
                "backend=endpoint", f"endpoint.base_url={server.url}", f"endpoint.model={SERVED}",
-               "endpoint.concurrency=2", "batch_size=2", "endpoint.max_retries=0"]
+               "endpoint.concurrency=2", "batch_size=2", "endpoint.max_retries=0",
+               "sampling.max_new_tokens=64", "sampling.seed=3"]  # the resumed run's setup (its provenance)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -225,7 +227,7 @@ def test_remote_endpoints_need_the_boolean_opt_in(items, tmp_path):
     with pytest.raises(RemoteEndpointRefused):
         infer(config(items, tmp_path / "p.jsonl", remote))
     for text in ("true", "yes", 1):
-        with pytest.raises(TypeError, match="allow_remote_endpoint must be true or false"):
+        with pytest.raises(ConfigValueError, match="allow_remote_endpoint must be true or false"):
             infer(config(items, tmp_path / "p.jsonl", remote, endpoint={"allow_remote_endpoint": text}))
     assert not (tmp_path / "p.jsonl").exists()
 

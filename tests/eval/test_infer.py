@@ -69,3 +69,18 @@ def test_data_parallel_shards_merge_in_item_order(setup):
     ids = [json.loads(line)["id"] for line in out.read_text().splitlines()]
     assert ids == [f"item-{i}" for i in range(7)]
     assert (out.parent / "predictions.jsonl.shard0-of-2").exists() and (out.parent / "predictions.jsonl.shard1-of-2").exists()
+
+
+def test_rows_record_their_provenance_and_another_setup_is_refused(setup):
+    from eval.infer import run_provenance
+    from eval.predictions import PredictionsFileError
+
+    root, model, items_file = setup
+    out = root / "provenance" / "predictions.jsonl"
+    infer(config(model, items_file, out, limit=2))
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [row["provenance"] for row in rows] == [run_provenance(config(model, items_file, out))] * 2
+    before = out.read_bytes()
+    with pytest.raises(PredictionsFileError, match="sampling: "):
+        infer(config(model, items_file, out, sampling={"seed": 1}))
+    assert out.read_bytes() == before

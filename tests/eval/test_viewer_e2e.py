@@ -277,3 +277,47 @@ def test_viewer_draws_links_and_saves_ratings(tmp_path):
             driver.quit()
         server.close()
     assert time.monotonic() - started < 60
+
+
+def test_small_images_are_shown_enlarged_with_their_boxes_aligned(tmp_path):
+    """Issue 16.14: the demo's ~100 px images were shown at their pixel size, too small to read."""
+    from eval.viewer.server import start_server
+
+    frame, box = {"width": 112, "height": 84}, [10, 20, 60, 70]
+    (tmp_path / "data" / "images").mkdir(parents=True)
+    Image.new("L", (frame["width"], frame["height"]), 90).convert("RGB").save(tmp_path / "data" / "images" / "0.jpg")
+    item = {"id": "small-0", "task": "vqa", "prompt": "Is there an effusion?", "answer": "no",
+            "images": ["images/0.jpg"], "frame": frame}
+    (tmp_path / "data" / "splits").mkdir()
+    (tmp_path / "data" / "splits" / "items.jsonl").write_text(json.dumps(item) + "\n")
+    text = f"Step 1: The left lower zone [{', '.join(map(str, box))}] is clear."
+    (tmp_path / "tiny.jsonl").write_text(json.dumps({"id": "small-0", "dataset": "mimic-ext-vqa", "task": "vqa",
+                                                     "prediction": "no", "reference": "no", "reasoning": text}) + "\n")
+    server = start_server({"predictions": {"tiny": str(tmp_path / "tiny.jsonl")},
+                           "items_file": str(tmp_path / "data" / "splits" / "items.jsonl"),
+                           "image_roots": [str(tmp_path / "data")], "database": str(tmp_path / "labels.sqlite"),
+                           "annotators": {"alice": {"token": TOKENS["alice"]}}, "mode": "view", "port": 0})
+    driver = None
+    try:
+        driver = chrome(tmp_path / "chrome-profile")
+        for window, displayed in (((1280, 900), 512), ((560, 900), None)):
+            driver.set_window_size(*window)
+            driver.get(f"{server.url}/?token={TOKENS['alice']}&item=0")
+            deadline, geometry = time.monotonic() + WAIT, None
+            while time.monotonic() < deadline:
+                geometry = driver.execute_script(GEOMETRY)
+                if geometry and geometry["loaded"] and geometry["img"][2] > frame["width"] + 1:
+                    break
+                time.sleep(0.05)
+            left, top, width, height = geometry["img"]
+            assert width >= 3 * frame["width"], f"a {frame['width']} px image shown {width} px wide"
+            if displayed:
+                assert abs(width - displayed) <= 1
+            assert abs(width / height - frame["width"] / frame["height"]) < 0.02  # aspect ratio kept
+            sx, sy = width / frame["width"], height / frame["height"]
+            expected = [left + box[0] * sx, top + box[1] * sy, left + box[2] * sx, top + box[3] * sy]
+            assert all(abs(a - b) <= TOLERANCE for a, b in zip(geometry["rect"], expected)), (geometry, expected)
+    finally:
+        if driver is not None:
+            driver.quit()
+        server.close()

@@ -1,0 +1,39 @@
+"""Booleans in the project's configs and command lines: real booleans only, checked in one place.
+
+A Hydra override ``teacher.allow_remote_endpoint=no`` arrives as the *string* ``"no"``, which
+Python's truthiness reads as true: an opt-in (sending credentialed data to a remote endpoint, a
+forced rerun) would be switched on by a word meant to switch it off. So every boolean the project
+reads from a config (data build, cold start, evaluation, training run, viewer) goes through
+``config_bool``: ``true``/``false`` (YAML, Hydra) pass; a string, a number or null is an error that
+names the key. The trainers' own recipe keys are checked by ``training.check``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+
+class ConfigValueError(ValueError):
+    """A config value of the wrong kind; the message names the key."""
+
+
+def config_bool(value: Any, name: str) -> bool:
+    """``value`` if it is a real boolean, else ``ConfigValueError`` naming ``name``."""
+    if isinstance(value, bool):
+        return value
+    hint = " (a string is not a boolean: write true or false, unquoted)" if isinstance(value, str) else ""
+    raise ConfigValueError(f"{name} must be true or false, got {value!r} ({type(value).__name__}){hint}")
+
+
+def check_booleans(config: Any, names: Iterable[str], where: str = "") -> None:
+    """Check each dotted key of ``names`` that ``config`` (a mapping or an OmegaConf config) holds
+    with ``config_bool``; ``where`` (a file or command) prefixes the key in the message."""
+    for name in names:
+        node: Any = config
+        for part in name.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                break
+            node = node[part]
+        else:
+            config_bool(node, f"{where}: {name}" if where else name)
