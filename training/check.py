@@ -2,14 +2,19 @@
 
 LLaMA-Factory configs go through LLaMA-Factory's own argument parser (unknown keys, bad values),
 plus what that parser does not check: the stage and template exist, the datasets are registered
-in ``dataset_info.json``, files exist, the pixel limits equal the run's frame. On a machine without
-a GPU the parser sees a copy with bf16 and DeepSpeed switched off (it refuses bf16 there); the
-DeepSpeed file is checked separately.
+in ``dataset_info.json`` (or an earlier stage of the run produces them), files exist, booleans are
+real booleans (the parser passes ``flase`` through as a truthy string), ``cutoff_len`` holds an
+image's tokens and the prompt, the pixel limits equal the run's frame. On a machine without a GPU
+the parser sees a copy with bf16 and DeepSpeed switched off (it refuses bf16 there); the DeepSpeed
+file is checked separately.
 
-EasyR1 cannot be installed on CPU machines, so its configs are checked against a schema of the
-fields our recipes use (unknown keys are errors, as in EasyR1) and against EasyR1's own consistency
-rules (batch divisibility, group size, token budgets, files). Where ``verl`` is importable, the
-config also goes through EasyR1's real ``PPOConfig``.
+EasyR1 is not installed on CPU machines, so its configs are checked against the key schema of its
+config dataclasses at the pinned commit (unknown keys are errors, as in EasyR1; a test derives the
+schema from the real dataclasses) and against the rules EasyR1 itself enforces, several of them only
+once its GPU workers start: batch divisibility, group size, token budgets, the per-GPU batch rules
+for the run's world size, files and folders, online-filtering bounds against the reward's range.
+Where ``verl`` is importable, the config also goes through EasyR1's real ``PPOConfig``. The data a
+run reads must have been built in the run's frame (its ``manifest.json``).
 """
 
 from __future__ import annotations
