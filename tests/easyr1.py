@@ -54,17 +54,24 @@ class _VllmStub(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         pass
 
 
-def import_easyr1():
-    """Make EasyR1's ``verl`` importable (installed, else vendored; vLLM stubbed if absent), or skip."""
+def import_easyr1(*modules: str):
+    """Import EasyR1's ``modules`` (e.g. ``"verl.trainer.config"``) from an installed ``verl``, else the
+    vendored copy, or skip. Without vLLM, its names are stubbed only while these modules import: the
+    stub is removed again afterwards, so no other code in the session mistakes it for a vLLM install."""
     if importlib.util.find_spec("verl") is None:
         if not (VENDORED / "verl" / "trainer" / "config.py").is_file():
             pytest.skip(f"EasyR1 is neither installed nor vendored at {VENDORED}")
         sys.path.insert(0, str(VENDORED))
-    if importlib.util.find_spec("vllm") is None and not any(isinstance(f, _VllmStub) for f in sys.meta_path):
-        sys.meta_path.insert(0, _VllmStub())
     for needed in ("ray", "tensordict", "codetiming", "qwen_vl_utils", "torchdata"):
         if importlib.util.find_spec(needed) is None:
             pytest.fail(f"EasyR1's import {needed!r} is missing: install requirements/cpu.lock")
-    import verl
-
-    return verl
+    stub = _VllmStub() if importlib.util.find_spec("vllm") is None else None
+    if stub is not None:
+        sys.meta_path.insert(0, stub)
+    try:
+        return [importlib.import_module(name) for name in ("verl", *modules)]
+    finally:
+        if stub is not None:
+            sys.meta_path.remove(stub)
+            for name in [name for name, module in sys.modules.items() if getattr(module, "__vllm_stub__", False)]:
+                del sys.modules[name]

@@ -20,7 +20,7 @@ run reads must have been built in the run's frame (its ``manifest.json``).
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
+import importlib.metadata
 import json
 import types
 import typing
@@ -127,9 +127,19 @@ def _schema_type(hint: Any) -> Any:
     return {bool: _BOOL, int: _INT, float: _NUM, str: _STR}.get(hint, _ANY)
 
 
+def easyr1_installed() -> bool:
+    """EasyR1 installed as a package (``pip install git+...EasyR1``; its distribution is named ``verl``),
+    not merely a source folder on ``sys.path`` as in the tests."""
+    try:
+        importlib.metadata.distribution("verl")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
 def easyr1_schema() -> dict[str, Any]:
     """EasyR1's key schema: from its own dataclasses where it is installed, else the pinned commit's."""
-    if importlib.util.find_spec("verl") is not None:
+    if easyr1_installed():
         try:
             from verl.trainer.config import PPOConfig
 
@@ -302,15 +312,15 @@ def online_filtering_problems(algorithm: dict[str, Any], reward: dict[str, Any])
         return []
     from rewards.deepmedix import SCORE_KEYS, RewardConfig, RewardConfigError
 
+    if not str(reward.get("reward_function", "")).endswith("rewards/easyr1_entry.py:compute_score"):
+        return []  # another reward: its keys and range are its own
     key = algorithm.get("filter_key", "overall")
     low, high = algorithm.get("filter_low", 0.01), algorithm.get("filter_high", 0.99)
     try:
         config = RewardConfig.from_kwargs(dict(reward.get("reward_function_kwargs") or {}))
+        keys = SCORE_KEYS + tuple(name for name, _, _ in config.components())
     except (RewardConfigError, RewardResolutionError):
         return []  # reported by reward_problems
-    if not str(reward.get("reward_function", "")).endswith("rewards/easyr1_entry.py:compute_score"):
-        return []  # another reward: its keys and range are its own
-    keys = SCORE_KEYS + tuple(name for name, _, _ in config.components())
     problems = []
     if key not in keys:
         problems.append(f"algorithm.filter_key {key!r} is not a key the reward returns {list(keys)}")
@@ -425,10 +435,14 @@ def reward_problems(reward: dict[str, Any]) -> list[str]:
 
 def easyr1_native_problems(config: dict[str, Any]) -> list[str]:
     """Through EasyR1's own PPOConfig, where EasyR1 is installed (GPU nodes)."""
-    if importlib.util.find_spec("verl") is None:
+    if not easyr1_installed():
         return []
     from omegaconf import OmegaConf
-    from verl.trainer.config import PPOConfig
+
+    try:
+        from verl.trainer.config import PPOConfig
+    except ImportError as error:
+        return [f"EasyR1 (package verl) is installed but does not import: {type(error).__name__}: {error}"]
 
     try:
         merged = OmegaConf.merge(OmegaConf.structured(PPOConfig()), OmegaConf.create(config))

@@ -53,7 +53,7 @@ def consumers():
     from llamafactory.data.template import TEMPLATES
     from qwen_vl_utils.vision_process import smart_resize as qwen_vl_utils_smart_resize
 
-    import_easyr1()
+    import_easyr1("verl.utils.dataset")
     from verl.utils.dataset import process_image
 
     plugin = TEMPLATES["qwen2_vl"].mm_plugin  # the recipes' template

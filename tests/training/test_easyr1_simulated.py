@@ -30,6 +30,10 @@ from rewards.deepmedix import SCORE_KEYS
 from rewards.ground_truth import parse_ground_truth
 from rewards.normalize import written_answer
 from tests.easyr1 import import_easyr1
+
+EASYR1_MODULES = ("verl.trainer.config", "verl.trainer.data_loader", "verl.utils.dataset", "verl.utils.tokenizer",
+                  "verl.protocol", "verl.trainer.metrics", "verl.workers.reward", "verl.workers.fsdp_workers",
+                  "verl.trainer.ray_trainer", "verl.utils.seqlen_balancing")
 from training import check, tiny_model
 from training.render import ROOT, render
 
@@ -58,7 +62,7 @@ def ppo_config(rendered_path: Path, *dotlist: str):
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     """The demo run's GRPO data (generated releases -> data build), tiny model and rendered stage 3."""
-    import_easyr1()
+    import_easyr1(*EASYR1_MODULES)
     root = tmp_path_factory.mktemp("easyr1-demo")
     demo_run = compose("demo", f"run_dir={root / 'run'}")
     generate_releases(root / "releases", seed=0, subjects=demo_run.generate_releases)
@@ -194,7 +198,7 @@ def easyr1_batch_rules(config, world: int) -> None:
 
 @pytest.mark.parametrize("gpus", [1, 8, 16])
 def test_batch_rules_hold_for_the_shipped_recipe(tmp_path, gpus):
-    import_easyr1()
+    import_easyr1(*EASYR1_MODULES)
     rendered, config = world_config(tmp_path, gpus)
     assert config.trainer.nnodes * config.trainer.n_gpus_per_node == gpus
     easyr1_batch_rules(config, gpus)
@@ -210,7 +214,7 @@ def test_batch_rules_hold_for_the_shipped_recipe(tmp_path, gpus):
     ],
 )
 def test_our_check_refuses_what_easyr1_refuses_on_the_node(tmp_path, gpus, override, raised):
-    import_easyr1()
+    import_easyr1(*EASYR1_MODULES)
     rendered, config = world_config(tmp_path, gpus, override)
     if "rollout_batch_size" in override:  # keep the trainer's own divisibility rule satisfied
         config.worker.actor.global_batch_size = rendered["worker"]["actor"]["global_batch_size"] = 8
@@ -220,7 +224,7 @@ def test_our_check_refuses_what_easyr1_refuses_on_the_node(tmp_path, gpus, overr
 
 
 def test_key_schema_is_the_pinned_commits_dataclasses():
-    import_easyr1()
+    import_easyr1(*EASYR1_MODULES)
     from verl.trainer.config import PPOConfig
 
     assert check.schema_from_dataclass(PPOConfig) == check.EASYR1_SCHEMA
