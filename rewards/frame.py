@@ -22,7 +22,8 @@ from dataclasses import dataclass
 VISION_TOKENS = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>")
 # Qwen2.5-VL: 14-pixel patches merged 2x2, so one visual token per 28x28 pixels.
 PATCH_FACTOR = 28
-# The Qwen2.5-VL image processor's own limits (preprocessor_config.json of the released models).
+# The Qwen2.5-VL image processor's limits: transformers' defaults. A frame never exceeds them, so it is
+# also a fixed point of a processor configured with wider ones (the fixed-point test checks 28*28*16384).
 PROCESSOR_MIN_PIXELS = 56 * 56
 PROCESSOR_MAX_PIXELS = 28 * 28 * 1280
 
