@@ -24,8 +24,8 @@ import importlib.metadata
 import json
 import types
 import typing
-from pathlib import Path
 from collections.abc import Collection
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
@@ -181,7 +181,6 @@ def easyr1_problems(config: dict[str, Any], frame: DictConfig | None = None, pro
     data, algorithm = config.get("data", {}), config.get("algorithm", {})
     actor = config.get("worker", {}).get("actor", {})
     rollout, reward = config.get("worker", {}).get("rollout", {}), config.get("worker", {}).get("reward", {})
-    trainer = config.get("trainer", {})
     rollout_batch, global_batch = data.get("rollout_batch_size", 512), actor.get("global_batch_size", 256)
     n, experience = rollout.get("n", 1), actor.get("micro_batch_size_per_device_for_experience", 16)
     if rollout_batch % global_batch:
@@ -290,7 +289,7 @@ def easyr1_world_problems(config: dict[str, Any]) -> list[str]:
         if world % ulysses:
             problems.append(f"worker.{role}.ulysses_size ({ulysses}) must divide the {world} GPUs")
             continue
-        global_batch = settings.get("global_batch_size", 256) * (n if n > 1 else 1)
+        global_batch = settings.get("global_batch_size", 256) * max(1, n)
         per_device = global_batch // (world // ulysses)
         micro = settings.get("micro_batch_size_per_device_for_update", 4)
         where = f"worker.{role}.global_batch_size * rollout.n ({global_batch}) over {world // ulysses} data-parallel GPUs"
@@ -352,7 +351,7 @@ def _bool_fields(classes) -> set[str]:
     for config_class in classes:
         try:
             hints = typing.get_type_hints(config_class)
-        except Exception:  # a forward reference this Python cannot resolve: fall back to the written type
+        except (NameError, TypeError):  # a forward reference this Python cannot resolve: the written type
             hints = {}
         for field in dataclasses.fields(config_class):
             hint = hints.get(field.name, field.type)
@@ -366,7 +365,11 @@ def sft_type_problems(config: dict[str, Any]) -> list[str]:
     """LLaMA-Factory's parser (transformers' ``HfArgumentParser.parse_dict``) does not convert values:
     ``bf16: flase`` arrives as a truthy string. Every boolean argument must be a real boolean."""
     from llamafactory.hparams import (
-        DataArguments, FinetuningArguments, GeneratingArguments, ModelArguments, TrainingArguments,
+        DataArguments,
+        FinetuningArguments,
+        GeneratingArguments,
+        ModelArguments,
+        TrainingArguments,
     )
 
     flags = _bool_fields((ModelArguments, DataArguments, TrainingArguments, FinetuningArguments, GeneratingArguments))
@@ -383,9 +386,9 @@ def sft_token_problems(config: dict[str, Any], frame: DictConfig | None) -> list
         return []
     image_tokens = max_pixels // (28 * 28)
     if cutoff < image_tokens + PROMPT_TEXT_TOKENS:
-        return [f"cutoff_len={cutoff} is below an image's up to {image_tokens} tokens (max_pixels={max_pixels}) plus "
-                f"the prompt (~{PROMPT_TEXT_TOKENS}): LLaMA-Factory would cut image tokens and fail at run time; "
-                "raise cutoff_len or lower frame.max_pixels"]
+        return [(f"cutoff_len={cutoff} is below an image's up to {image_tokens} tokens (max_pixels={max_pixels}) plus "
+                 f"the prompt (~{PROMPT_TEXT_TOKENS}): LLaMA-Factory would cut image tokens and fail at run time; "
+                 "raise cutoff_len or lower frame.max_pixels")]
     return []
 
 

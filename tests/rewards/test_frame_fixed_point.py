@@ -12,7 +12,9 @@ the real functions run over 50,176 sizes per setting in seconds.
 from __future__ import annotations
 
 import pytest
-from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize as transformers_smart_resize
+from transformers.models.qwen2_vl.image_processing_qwen2_vl import (
+    smart_resize as transformers_smart_resize,
+)
 
 from rewards.frame import PROCESSOR_MIN_PIXELS, consumer_frame, model_frame
 from tests.easyr1 import import_easyr1
@@ -37,13 +39,13 @@ class SizeOnlyImage:
     def size(self) -> tuple[int, int]:
         return self.width, self.height
 
-    def resize(self, size, *args, **kwargs) -> "SizeOnlyImage":
+    def resize(self, size, *args, **kwargs) -> SizeOnlyImage:
         return SizeOnlyImage(*size)
 
     def load(self) -> None:
         pass
 
-    def convert(self, mode: str) -> "SizeOnlyImage":
+    def convert(self, mode: str) -> SizeOnlyImage:
         return self
 
 

@@ -99,11 +99,9 @@ def test_easyr1_parses_the_rendered_recipe(demo, easyr1_demo):
 
 
 def test_every_row_loads_in_the_frame_of_its_ground_truth(demo, easyr1_demo):
-    from verl.trainer.data_loader import create_dataloader
-    from verl.utils.dataset import process_image
-
     from verl.trainer import data_loader
-    from verl.utils.dataset import RLHFDataset
+    from verl.trainer.data_loader import create_dataloader
+    from verl.utils.dataset import RLHFDataset, process_image
 
     config, tokenizer, processor = easyr1_demo
     in_process = functools.partial(RLHFDataset, filter_overlong_prompts_workers=1)  # its validation set's 16, too
@@ -234,6 +232,6 @@ def test_data_built_in_another_frame_is_named(demo):
     manifest = json.loads((demo["data"] / "manifest.json").read_text())
     assert manifest["config"]["frame"]["max_pixels"] == 12544
     run_frame = compose("default").frame
-    assert check.data_frame_problems(demo["data"], run_frame) == [
+    assert check.data_frame_problems(demo["data"], run_frame) == [(
         f"the data in {demo['data']} was built with frame.max_pixels=12544, but this run's frame.max_pixels=262144: "
-        "rebuild the data with the run's frame (make data) or run with frame.max_pixels=12544"]
+        "rebuild the data with the run's frame (make data) or run with frame.max_pixels=12544")]
