@@ -18,7 +18,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from rewards.frame import Frame, model_frame
+from rewards.frame import Frame, consumer_frame, model_frame
 
 Image.MAX_IMAGE_PIXELS = 200_000_000  # chest X-rays reach ~4,000 x 5,000; refuse only absurd sizes
 
@@ -44,7 +44,9 @@ def prepare_one(job: ImageJob) -> PreparedImage | tuple[str, str]:
     try:
         with Image.open(job.source) as image:
             width, height = image.size
-            frame = model_frame(width, height, job.min_pixels, job.max_pixels)
+            # written: at the frame every consumer leaves unchanged; kept: the size the trainers resize it to
+            frame = (model_frame if job.target is not None else consumer_frame)(width, height, job.min_pixels,
+                                                                                 job.max_pixels)
             if job.target is not None and _already_written(job.target, frame):
                 return PreparedImage(str(job.target), (width, height), frame)
             image.load()  # decode fully: a truncated file fails here, not inside a trainer

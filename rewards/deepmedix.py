@@ -92,6 +92,20 @@ class RewardConfig:
             except RewardResolutionError as error:
                 raise RewardConfigError(str(error)) from error
 
+    def overall_range(self) -> tuple[float, float]:
+        """The least and most ``overall`` can be: what filter bounds (EasyR1's ``online_filtering``)
+        must be set against. Paper preset: answer in [0, answer_weight], format in [0, 1], coordinate in
+        [min(phi, 0), cap], grounding in [0, 1]. The released reward's coordinate term has no lower
+        bound (each box outside the image costs 0.2), and extra components have no known range."""
+        weights = (1 - self.format_weight) * self.answer_weight, self.format_weight, self.grounding_weight
+        most = sum(max(weight, 0.0) for weight in weights) + max(self.coordinate_cap, 0.0)
+        least = sum(min(weight, 0.0) for weight in weights) + min(self.out_of_frame_penalty, 0.0)
+        if self.preset == "upstream":
+            least = -math.inf
+        if self.extra_components:
+            least, most = -math.inf, math.inf
+        return least, most
+
     def components(self) -> list[tuple[str, ComponentFn, float]]:
         """Resolved extra components as (logged key, function, weight); the key is
         ``extra_`` + the spec with every non-alphanumeric character replaced by ``_``."""

@@ -1,11 +1,15 @@
 """The model's coordinate frame: the image size Qwen2.5-VL writes absolute box coordinates in.
 
-LLaMA-Factory (SFT) and EasyR1 (GRPO) pre-scale an image the same way before the Qwen2.5-VL
-processor sees it: above ``max_pixels`` both sides are multiplied by ``sqrt(max_pixels / (w*h))``
-and truncated with ``int()``, below ``min_pixels`` likewise scaled up. The processor then applies
-``smart_resize``: each side rounded to a multiple of 28 within its own pixel limits. The model's
-frame is the result of both steps, and every box the reward checks, every ground-truth box and the
-frame stored in the ground truth live in it.
+Every consumer of an image resizes it before the model sees it. LLaMA-Factory (SFT,
+``mm_plugin._preprocess_image``) and EasyR1 (GRPO, ``process_image``) pre-scale: above ``max_pixels``
+both sides are multiplied by ``sqrt(max_pixels / (w*h))`` and truncated with ``int()``, below
+``min_pixels`` likewise scaled up. The Qwen2.5-VL processor (HF inference, and vLLM, which the recipes
+give ``max_pixels``) then applies ``smart_resize``: each side rounded to a multiple of 28 within its
+pixel limits. A size that is a multiple of 28 on both sides and inside *every* one of those limits is
+left unchanged by all of them: that is the frame (``model_frame``), the data build writes each image
+at it, and every box the reward checks, every ground-truth box and the frame stored in the ground
+truth live in it. Rounding within the processor's limits alone (as this module once did) lands 28 px
+above ``max_pixels`` for ~6% of sizes, which the trainers then shrink a second time.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from dataclasses import dataclass
 VISION_TOKENS = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>")
 # Qwen2.5-VL: 14-pixel patches merged 2x2, so one visual token per 28x28 pixels.
 PATCH_FACTOR = 28
-# The Qwen2.5-VL image processor's own limits (preprocessor_config.json of the released models).
+# The Qwen2.5-VL image processor's limits: transformers' defaults. A frame never exceeds them, so it is
+# also a fixed point of a processor configured with wider ones (the fixed-point test checks 28*28*16384).
 PROCESSOR_MIN_PIXELS = 56 * 56
 PROCESSOR_MAX_PIXELS = 28 * 28 * 1280
 
@@ -83,7 +88,43 @@ def model_frame(
     processor_min_pixels: int = PROCESSOR_MIN_PIXELS,
     processor_max_pixels: int = PROCESSOR_MAX_PIXELS,
 ) -> Frame:
-    """Frame of an original ``width`` x ``height`` image under the recipes' pixel limits."""
+    """The size to write an original ``width`` x ``height`` image at: both sides multiples of 28, the
+    area inside both the recipes' limits and the processor's, so every consumer's resize is a no-op.
+
+    It is ``smart_resize`` of the pre-scaled size within the tighter of the two pairs of limits (so
+    it equals what the trainers compute wherever that already fits), except that an image too thin
+    to reach ``min_pixels`` without exceeding ``max_pixels`` at a 28 px short side has its long side
+    cut back. Raises ``ValueError`` when no such size exists (limits that cross, or an aspect ratio
+    beyond the 200 the processor accepts).
+    """
+    low, high = max(min_pixels, processor_min_pixels), min(max_pixels, processor_max_pixels)
+    if high < max(low, PATCH_FACTOR * PATCH_FACTOR):
+        raise ValueError(f"no frame fits pixel limits [{low}, {high}] (min_pixels/max_pixels and the processor's)")
+    scaled_width, scaled_height = prescale(width, height, min_pixels, max_pixels)
+    resized_height, resized_width = smart_resize(scaled_height, scaled_width, PATCH_FACTOR, low, high)
+    if resized_height * resized_width > high:  # a side held at 28 px, or rounded up to reach `low`
+        if resized_height >= resized_width:
+            resized_height = max(PATCH_FACTOR, high // resized_width // PATCH_FACTOR * PATCH_FACTOR)
+        else:
+            resized_width = max(PATCH_FACTOR, high // resized_height // PATCH_FACTOR * PATCH_FACTOR)
+    area = resized_height * resized_width
+    if not low <= area <= high or max(resized_height, resized_width) > 200 * min(resized_height, resized_width):
+        raise ValueError(f"a {width}x{height} image has no frame within pixel limits [{low}, {high}] and an "
+                         "aspect ratio of at most 200")
+    return Frame(width=resized_width, height=resized_height)
+
+
+def consumer_frame(
+    width: int,
+    height: int,
+    min_pixels: int,
+    max_pixels: int,
+    processor_min_pixels: int = PROCESSOR_MIN_PIXELS,
+    processor_max_pixels: int = PROCESSOR_MAX_PIXELS,
+) -> Frame:
+    """The size LLaMA-Factory and EasyR1 turn a ``width`` x ``height`` file into (pre-scaling, then the
+    processor's ``smart_resize``): the frame of an image kept at its original size (``resize: false``).
+    Not a fixed point: it can exceed ``max_pixels``, and inference (no pre-scaling) may differ."""
     scaled_width, scaled_height = prescale(width, height, min_pixels, max_pixels)
     resized_height, resized_width = smart_resize(
         scaled_height, scaled_width, PATCH_FACTOR, processor_min_pixels, processor_max_pixels

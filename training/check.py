@@ -2,20 +2,29 @@
 
 LLaMA-Factory configs go through LLaMA-Factory's own argument parser (unknown keys, bad values),
 plus what that parser does not check: the stage and template exist, the datasets are registered
-in ``dataset_info.json``, files exist, the pixel limits equal the run's frame. On a machine without
-a GPU the parser sees a copy with bf16 and DeepSpeed switched off (it refuses bf16 there); the
-DeepSpeed file is checked separately.
+in ``dataset_info.json`` (or an earlier stage of the run produces them), files exist, booleans are
+real booleans (the parser passes ``flase`` through as a truthy string), ``cutoff_len`` holds an
+image's tokens and the prompt, the pixel limits equal the run's frame. On a machine without a GPU
+the parser sees a copy with bf16 and DeepSpeed switched off (it refuses bf16 there); the DeepSpeed
+file is checked separately.
 
-EasyR1 cannot be installed on CPU machines, so its configs are checked against a schema of the
-fields our recipes use (unknown keys are errors, as in EasyR1) and against EasyR1's own consistency
-rules (batch divisibility, group size, token budgets, files). Where ``verl`` is importable, the
-config also goes through EasyR1's real ``PPOConfig``.
+EasyR1 is not installed on CPU machines, so its configs are checked against the key schema of its
+config dataclasses at the pinned commit (unknown keys are errors, as in EasyR1; a test derives the
+schema from the real dataclasses) and against the rules EasyR1 itself enforces, several of them only
+once its GPU workers start: batch divisibility, group size, token budgets, the per-GPU batch rules
+for the run's world size, files and folders, online-filtering bounds against the reward's range.
+Where ``verl`` is importable, the config also goes through EasyR1's real ``PPOConfig``. The data a
+run reads must have been built in the run's frame (its ``manifest.json``).
 """
 
 from __future__ import annotations
 
-import importlib.util
+import dataclasses
+import importlib.metadata
 import json
+import types
+import typing
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +37,29 @@ LLAMAFACTORY_STAGES = {"pt", "sft", "rm", "ppo", "dpo", "kto"}
 PROMPT_TEXT_TOKENS = 256
 
 _NUM, _INT, _BOOL, _STR, _ANY = (int, float), int, bool, str, object
+# EasyR1's config keys and types at the pinned commit (b44b311): every field a user may set in its
+# config dataclasses (verl/trainer/config.py, verl/workers/*/config.py; init=False "auto keys" are
+# not settable). tests/training/test_easyr1_config.py derives this from the real dataclasses with
+# ``schema_from_dataclass`` and fails on any drift; where EasyR1 is installed the schema is derived
+# from it at run time instead (``easyr1_schema``).
+_EASYR1_FSDP = {
+    "enable_full_shard": _BOOL, "enable_cpu_offload": _BOOL, "enable_rank0_init": _BOOL, "use_orig_params": _BOOL,
+    "torch_dtype": _STR, "fsdp_size": _INT, "mp_param_dtype": _STR, "mp_reduce_dtype": _STR, "mp_buffer_dtype": _STR,
+}
+_EASYR1_OFFLOAD = {"offload_params": _BOOL, "offload_optimizer": _BOOL}
+_EASYR1_MODEL = {
+    "model_path": _STR, "tokenizer_path": _STR, "override_config": _ANY, "enable_gradient_checkpointing": _BOOL,
+    "trust_remote_code": _BOOL, "freeze_vision_tower": _BOOL,
+    "lora": {"rank": _INT, "alpha": _INT, "target_modules": _STR, "exclude_modules": _STR},
+}
+_EASYR1_OPTIM = {
+    "lr": _NUM, "betas": _ANY, "weight_decay": _NUM, "strategy": _STR, "lr_warmup_ratio": _NUM,
+    "lr_warmup_steps": _INT, "min_lr_ratio": _NUM, "lr_scheduler_type": _STR,
+}
+_EASYR1_BATCHES = {
+    "strategy": _STR, "global_batch_size": _INT, "micro_batch_size_per_device_for_update": _INT,
+    "micro_batch_size_per_device_for_experience": _INT, "max_grad_norm": _NUM,
+}
 EASYR1_SCHEMA: dict[str, Any] = {
     "data": {
         "train_files": _STR, "val_files": _STR, "prompt_key": _STR, "answer_key": _STR, "image_key": _STR,
@@ -37,30 +69,23 @@ EASYR1_SCHEMA: dict[str, Any] = {
         "seed": _INT, "min_pixels": _INT, "max_pixels": _INT, "filter_overlong_prompts": _BOOL,
         "filter_overlong_prompts_workers": _INT,
     },
-    "algorithm": {
-        "gamma": _NUM, "lam": _NUM, "adv_estimator": _STR, "disable_kl": _BOOL, "use_kl_loss": _BOOL,
-        "kl_penalty": _STR, "kl_coef": _NUM, "kl_type": _STR, "kl_horizon": _NUM, "kl_target": _NUM,
-        "online_filtering": _BOOL, "filter_key": _STR, "filter_low": _NUM, "filter_high": _NUM,
-    },
     "worker": {
         "hybrid_engine": _BOOL,
         "actor": {
-            "strategy": _STR, "global_batch_size": _INT, "micro_batch_size_per_device_for_update": _INT,
-            "micro_batch_size_per_device_for_experience": _INT, "max_grad_norm": _NUM, "clip_ratio_low": _NUM,
-            "clip_ratio_high": _NUM, "clip_ratio_dual": _NUM, "loss_avg_mode": _STR, "ppo_epochs": _INT,
-            "loss_type": _STR, "tau_positive": _NUM, "tau_negative": _NUM,
-            "padding_free": _BOOL, "dynamic_batching": _BOOL, "ulysses_size": _INT,
-            "ulysses_sequence_parallel_size": _INT, "use_torch_compile": _BOOL,
-            "model": {"model_path": _STR, "tokenizer_path": _STR, "override_config": _ANY,
-                      "enable_gradient_checkpointing": _BOOL, "trust_remote_code": _BOOL,
-                      "freeze_vision_tower": _BOOL, "lora": _ANY},
-            "optim": {"lr": _NUM, "betas": _ANY, "weight_decay": _NUM, "strategy": _STR, "lr_warmup_ratio": _NUM,
-                      "lr_warmup_steps": _INT, "min_lr_ratio": _NUM, "lr_scheduler_type": _STR},
-            "fsdp": {"enable_full_shard": _BOOL, "enable_cpu_offload": _BOOL, "enable_rank0_init": _BOOL,
-                     "use_orig_params": _BOOL, "torch_dtype": _STR, "fsdp_size": _INT, "mp_param_dtype": _STR,
-                     "mp_reduce_dtype": _STR, "mp_buffer_dtype": _STR},
-            "offload": {"offload_params": _BOOL, "offload_optimizer": _BOOL},
+            **_EASYR1_BATCHES, "clip_ratio_low": _NUM, "clip_ratio_high": _NUM, "clip_ratio_dual": _NUM,
+            "loss_avg_mode": _STR, "loss_type": _STR, "ppo_epochs": _INT, "padding_free": _BOOL,
+            "dynamic_batching": _BOOL, "ulysses_size": _INT, "use_torch_compile": _BOOL, "tau_positive": _NUM,
+            "tau_negative": _NUM, "model": _EASYR1_MODEL, "optim": _EASYR1_OPTIM, "fsdp": _EASYR1_FSDP,
+            "offload": _EASYR1_OFFLOAD,
         },
+        "critic": {
+            **_EASYR1_BATCHES, "cliprange_value": _NUM, "loss_avg_mode": _STR, "ppo_epochs": _INT,
+            "padding_free": _BOOL, "dynamic_batching": _BOOL, "ulysses_size": _INT, "model": _EASYR1_MODEL,
+            "optim": _EASYR1_OPTIM, "fsdp": _EASYR1_FSDP, "offload": _EASYR1_OFFLOAD,
+        },
+        "ref": {"strategy": _STR, "fsdp": _EASYR1_FSDP, "offload": _EASYR1_OFFLOAD},
+        "reward": {"reward_function": _STR, "reward_function_kwargs": _ANY, "skip_special_tokens": _BOOL,
+                   "num_cpus": _INT},
         "rollout": {
             "name": _STR, "n": _INT, "temperature": _NUM, "top_p": _NUM, "top_k": _INT, "seed": _INT,
             "limit_images": _INT, "dtype": _STR, "gpu_memory_utilization": _NUM, "ignore_eos": _BOOL,
@@ -68,33 +93,74 @@ EASYR1_SCHEMA: dict[str, Any] = {
             "max_model_len": _INT, "max_num_batched_tokens": _INT, "disable_log_stats": _BOOL,
             "disable_tqdm": _BOOL, "val_override_config": _ANY,
         },
-        "ref": {"fsdp": _ANY, "offload": _ANY},
-        "critic": _ANY,
-        "reward": {"reward_type": None, "reward_function": _STR, "reward_function_kwargs": _ANY,
-                   "skip_special_tokens": _BOOL, "num_cpus": _INT},
+    },
+    "algorithm": {
+        "gamma": _NUM, "lam": _NUM, "adv_estimator": _STR, "disable_kl": _BOOL, "use_kl_loss": _BOOL,
+        "kl_penalty": _STR, "kl_coef": _NUM, "kl_type": _STR, "kl_horizon": _NUM, "kl_target": _NUM,
+        "online_filtering": _BOOL, "filter_key": _STR, "filter_low": _NUM, "filter_high": _NUM,
     },
     "trainer": {
         "total_epochs": _INT, "max_steps": _INT, "project_name": _STR, "experiment_name": _STR, "logger": _ANY,
         "nnodes": _INT, "n_gpus_per_node": _INT, "max_try_make_batch": _INT, "critic_warmup": _INT,
         "val_freq": _INT, "val_before_train": _BOOL, "val_only": _BOOL, "val_generations_to_log": _INT,
         "save_freq": _INT, "save_limit": _INT, "save_model_only": _BOOL, "save_checkpoint_path": _STR,
-        "load_checkpoint_path": _STR, "find_last_checkpoint": _BOOL,
+        "load_checkpoint_path": _STR, "ray_timeline": _STR, "find_last_checkpoint": _BOOL,
     },
 }
+# Keys older EasyR1 versions had and configs written for them still carry: a clearer error than "unknown".
+EASYR1_REMOVED_KEYS = {("worker", "reward", "reward_type"), ("worker", "reward", "score_function")}
+
+
+def schema_from_dataclass(config_class: type) -> dict[str, Any]:
+    """The settable keys of a config dataclass (``init=False`` fields are computed, not settable), typed
+    as ``schema_problems`` checks them; nested dataclasses become sections."""
+    hints = typing.get_type_hints(config_class)
+    return {field.name: _schema_type(hints[field.name]) for field in dataclasses.fields(config_class) if field.init}
+
+
+def _schema_type(hint: Any) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return schema_from_dataclass(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        members = [member for member in typing.get_args(hint) if member is not type(None)]
+        return _schema_type(members[0]) if len(members) == 1 else _ANY
+    return {bool: _BOOL, int: _INT, float: _NUM, str: _STR}.get(hint, _ANY)
+
+
+def easyr1_installed() -> bool:
+    """EasyR1 installed as a package (``pip install git+...EasyR1``; its distribution is named ``verl``),
+    not merely a source folder on ``sys.path`` as in the tests."""
+    try:
+        importlib.metadata.distribution("verl")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def easyr1_schema() -> dict[str, Any]:
+    """EasyR1's key schema: from its own dataclasses where it is installed, else the pinned commit's."""
+    if easyr1_installed():
+        try:
+            from verl.trainer.config import PPOConfig
+
+            return schema_from_dataclass(PPOConfig)
+        except ImportError:  # installed but not importable here (e.g. no vLLM): the pinned schema
+            pass
+    return EASYR1_SCHEMA
 
 
 def schema_problems(config: Any, schema: Any, where: str = "") -> list[str]:
     if schema is _ANY:
         return []
-    if schema is None:
-        return [f"{where}: no longer exists in EasyR1 (old config key); remove it"]
     if isinstance(schema, dict):
         if not isinstance(config, dict):
             return [f"{where or 'config'}: expected a section, got {config!r}"]
         problems = []
         for key, value in config.items():
             path = f"{where}.{key}" if where else key
-            if key not in schema:
+            if tuple(path.split(".")) in EASYR1_REMOVED_KEYS:
+                problems.append(f"{path}: no longer exists in EasyR1 (old config key); remove it")
+            elif key not in schema:
                 problems.append(f"{path}: unknown key (EasyR1 rejects unknown keys)")
             else:
                 problems += schema_problems(value, schema[key], path)
@@ -107,14 +173,14 @@ def schema_problems(config: Any, schema: Any, where: str = "") -> list[str]:
     return [] if isinstance(config, expected) else [f"{where}: expected {schema}, got {config!r}"]
 
 
-def easyr1_problems(config: dict[str, Any], frame: DictConfig | None = None) -> list[str]:
-    problems = schema_problems(config, EASYR1_SCHEMA)
+def easyr1_problems(config: dict[str, Any], frame: DictConfig | None = None, produced: Collection[str] = ()) -> list[str]:
+    """``produced``: paths an earlier stage of the run writes (the data folder before the data stage)."""
+    problems = schema_problems(config, easyr1_schema())
     if problems:
         return problems
     data, algorithm = config.get("data", {}), config.get("algorithm", {})
     actor = config.get("worker", {}).get("actor", {})
     rollout, reward = config.get("worker", {}).get("rollout", {}), config.get("worker", {}).get("reward", {})
-    trainer = config.get("trainer", {})
     rollout_batch, global_batch = data.get("rollout_batch_size", 512), actor.get("global_batch_size", 256)
     n, experience = rollout.get("n", 1), actor.get("micro_batch_size_per_device_for_experience", 16)
     if rollout_batch % global_batch:
@@ -135,15 +201,217 @@ def easyr1_problems(config: dict[str, Any], frame: DictConfig | None = None) -> 
             f"an image of max_pixels={data.get('max_pixels')} takes up to {image_tokens} tokens: with the prompt "
             f"text (~{PROMPT_TEXT_TOKENS}) that exceeds max_prompt_length={prompt}, and EasyR1 silently drops "
             "overlong prompts; raise max_prompt_length or lower max_pixels")
-    world = trainer.get("nnodes", 1) * trainer.get("n_gpus_per_node", 8)
-    if world % rollout.get("tensor_parallel_size", 2):
-        problems.append(f"nnodes * n_gpus_per_node ({world}) must be divisible by rollout.tensor_parallel_size")
-    if frame is not None and (data.get("max_pixels"), data.get("min_pixels")) != (frame.max_pixels, frame.min_pixels):
-        problems.append("data.max_pixels / min_pixels differ from the run's frame: boxes would not match the images")
+    if frame is not None:
+        problems += frame_problems("data.min_pixels", data.get("min_pixels"), "data.max_pixels", data.get("max_pixels"),
+                                   frame)
+    for key in ("train_files", "val_files", "image_dir"):
+        path = data.get(key)
+        if path and path.startswith("/") and not Path(path).exists() and not _produced(path, produced):
+            problems.append(f"data.{key} {path} does not exist")
+    problems += online_filtering_problems(algorithm, reward)
     fmt = data.get("format_prompt")
     if not fmt or not Path(fmt).is_file():
         problems.append(f"data.format_prompt {fmt!r} does not exist (EasyR1 would silently train without it)")
     problems += reward_problems(reward)
+    return problems
+
+
+def _produced(path: str, produced: Collection[str]) -> bool:
+    return any(Path(path) == Path(p) or Path(p) in Path(path).parents for p in produced)
+
+
+def frame_problems(min_key: str, min_value: Any, max_key: str, max_value: Any, frame: DictConfig) -> list[str]:
+    """A trainer's pixel limits must be the run's frame, or boxes and images disagree."""
+    return [f"{key}={value} differs from the run's frame.{name}={expected}: boxes would not match the images"
+            for key, value, name, expected in ((min_key, min_value, "min_pixels", frame.min_pixels),
+                                               (max_key, max_value, "max_pixels", frame.max_pixels))
+            if value != expected]
+
+
+def data_frame_problems(data_dir: str | Path, frame: DictConfig) -> list[str]:
+    """The frame a data build wrote its images and boxes in (its manifest) against the run's frame."""
+    manifest = Path(data_dir) / "manifest.json"
+    if not manifest.is_file():
+        return []
+    try:
+        built = json.loads(manifest.read_text())["config"]["frame"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as error:
+        return [f"{manifest}: cannot read the frame the data was built with ({type(error).__name__}: {error})"]
+    return [f"the data in {data_dir} was built with frame.{name}={built.get(name)}, but this run's frame.{name}="
+            f"{frame[name]}: rebuild the data with the run's frame (make data) or run with frame.{name}="
+            f"{built.get(name)}" for name in ("min_pixels", "max_pixels") if built.get(name) != frame[name]]
+
+
+def data_override_problems(overrides: list[str], frame: DictConfig) -> list[str]:
+    """The data build takes its frame from the run (one setting for data, SFT and GRPO): an override of
+    it in ``data.overrides`` (``DATA_ARGS``) that differs would silently build another frame."""
+    problems = []
+    for override in overrides:
+        key, _, value = override.lstrip("+~").partition("=")
+        if key.strip() in ("frame.min_pixels", "frame.max_pixels"):
+            name = key.strip().split(".")[1]
+            if value.strip() != str(frame[name]):
+                problems.append(f"data override {override!r} differs from the run's frame.{name}={frame[name]}: set "
+                                f"the run's frame.{name} instead (RUN_ARGS), so data, SFT and GRPO share it")
+        elif key.strip() == "frame":
+            problems.append(f"data override {override!r}: set the run's frame instead (RUN_ARGS)")
+    return problems
+
+
+def easyr1_world_problems(config: dict[str, Any]) -> list[str]:
+    """The per-GPU batch rules EasyR1 checks only once its workers start, for the world size
+    ``trainer.nnodes * trainer.n_gpus_per_node`` (verl/workers/fsdp_workers.py ``_init_dist_mesh``, the
+    even split of every batch over the workers in verl/protocol.py ``chunk`` and the trainer's
+    sequence balancing; the rollout's tensor-parallel groups)."""
+    if schema_problems(config, easyr1_schema()):
+        return []  # wrong keys or types: easyr1_problems reports them
+    data, trainer = config.get("data", {}), config.get("trainer", {})
+    worker = config.get("worker", {})
+    rollout = worker.get("rollout", {})
+    world = trainer.get("nnodes", 1) * trainer.get("n_gpus_per_node", 8)
+    n = rollout.get("n", 1)
+    rollout_batch = data.get("rollout_batch_size", 512)
+    problems = []
+    if world % rollout.get("tensor_parallel_size", 2):
+        problems.append(f"nnodes * n_gpus_per_node ({world}) must be divisible by rollout.tensor_parallel_size "
+                        f"({rollout.get('tensor_parallel_size', 2)})")
+    generation_batch = data.get("mini_rollout_batch_size") or rollout_batch
+    if generation_batch % world:
+        problems.append(f"data.{'mini_' if data.get('mini_rollout_batch_size') else ''}rollout_batch_size "
+                        f"({generation_batch}) must be divisible by the {world} GPUs (each generates an equal share)")
+    if (rollout_batch * n) % world:
+        problems.append(f"rollout_batch_size * rollout.n ({rollout_batch * n}) must be divisible by the {world} GPUs")
+    roles = [("actor", worker.get("actor", {}))]
+    if config.get("algorithm", {}).get("adv_estimator", "grpo") == "gae":
+        roles.append(("critic", worker.get("critic", {})))
+    for role, settings in roles:
+        ulysses = settings.get("ulysses_size", 1)
+        if world % ulysses:
+            problems.append(f"worker.{role}.ulysses_size ({ulysses}) must divide the {world} GPUs")
+            continue
+        global_batch = settings.get("global_batch_size", 256) * max(1, n)
+        per_device = global_batch // (world // ulysses)
+        micro = settings.get("micro_batch_size_per_device_for_update", 4)
+        where = f"worker.{role}.global_batch_size * rollout.n ({global_batch}) over {world // ulysses} data-parallel GPUs"
+        if per_device == 0:
+            problems.append(f"{where} leaves no sample per GPU")
+        elif per_device % micro:
+            problems.append(f"{where} = {per_device} per GPU, not divisible by "
+                            f"micro_batch_size_per_device_for_update ({micro})")
+        elif settings.get("fsdp", {}).get("enable_cpu_offload") and per_device != micro:
+            problems.append(f"worker.{role}.fsdp.enable_cpu_offload needs no gradient accumulation: {where} = "
+                            f"{per_device} per GPU must equal micro_batch_size_per_device_for_update ({micro})")
+    return problems
+
+
+def online_filtering_problems(algorithm: dict[str, Any], reward: dict[str, Any]) -> list[str]:
+    """EasyR1's online filtering keeps a group only if its mean ``filter_key`` lies strictly between
+    ``filter_low`` and ``filter_high``; its defaults (0.01, 0.99) assume rewards in [0, 1]."""
+    if not algorithm.get("online_filtering"):
+        return []
+    from rewards.deepmedix import SCORE_KEYS, RewardConfig, RewardConfigError
+
+    if not str(reward.get("reward_function", "")).endswith("rewards/easyr1_entry.py:compute_score"):
+        return []  # another reward: its keys and range are its own
+    key = algorithm.get("filter_key", "overall")
+    low, high = algorithm.get("filter_low", 0.01), algorithm.get("filter_high", 0.99)
+    try:
+        config = RewardConfig.from_kwargs(dict(reward.get("reward_function_kwargs") or {}))
+        keys = SCORE_KEYS + tuple(name for name, _, _ in config.components())
+    except (RewardConfigError, RewardResolutionError):
+        return []  # reported by reward_problems
+    problems = []
+    if key not in keys:
+        problems.append(f"algorithm.filter_key {key!r} is not a key the reward returns {list(keys)}")
+    if not low < high:
+        problems.append(f"algorithm.filter_low ({low}) must be below filter_high ({high})")
+    if key == "overall":
+        least, most = config.overall_range()
+        if not least <= low < high <= most:
+            problems.append(f"algorithm.filter_low/filter_high ({low}, {high}) must lie inside the reward's range "
+                            f"[{least:g}, {most:g}] (EasyR1's defaults assume [0, 1])")
+        elif (low, high) == (0.01, 0.99):
+            problems.append(f"algorithm.filter_low/filter_high are EasyR1's defaults (0.01, 0.99), meant for rewards "
+                            f"in [0, 1]; this reward spans [{least:g}, {most:g}]: set them for it (see the recipe)")
+    return problems
+
+
+def easyr1_dir_problems(easyr1_dir: str | None) -> list[str]:
+    """``launch.easyr1_dir``, when set, must be an EasyR1 checkout holding the model merger."""
+    if not easyr1_dir:
+        return []
+    merger = Path(easyr1_dir) / "scripts" / "model_merger.py"
+    if not merger.is_file():
+        return [f"launch.easyr1_dir={easyr1_dir}: {merger} does not exist (an EasyR1 checkout is expected)"]
+    return []
+
+
+def _bool_fields(classes) -> set[str]:
+    names = set()
+    for config_class in classes:
+        try:
+            hints = typing.get_type_hints(config_class)
+        except (NameError, TypeError):  # a forward reference this Python cannot resolve: the written type
+            hints = {}
+        for field in dataclasses.fields(config_class):
+            hint = hints.get(field.name, field.type)
+            members = set(typing.get_args(hint)) if typing.get_origin(hint) in (typing.Union, types.UnionType) else {hint}
+            if members - {type(None)} == {bool} or hint in ("bool", "Optional[bool]", "bool | None"):
+                names.add(field.name)
+    return names
+
+
+def sft_type_problems(config: dict[str, Any]) -> list[str]:
+    """LLaMA-Factory's parser (transformers' ``HfArgumentParser.parse_dict``) does not convert values:
+    ``bf16: flase`` arrives as a truthy string. Every boolean argument must be a real boolean."""
+    from llamafactory.hparams import (
+        DataArguments,
+        FinetuningArguments,
+        GeneratingArguments,
+        ModelArguments,
+        TrainingArguments,
+    )
+
+    flags = _bool_fields((ModelArguments, DataArguments, TrainingArguments, FinetuningArguments, GeneratingArguments))
+    return [f"{key}: expected true or false, got {value!r}" for key, value in config.items()
+            if key in flags and value is not None and not isinstance(value, bool)]
+
+
+def sft_token_problems(config: dict[str, Any], frame: DictConfig | None) -> list[str]:
+    """``cutoff_len`` must hold the image's tokens and the prompt: LLaMA-Factory truncates the sequence,
+    cutting image tokens, and the model then fails ("Image features and image tokens do not match")."""
+    max_pixels = frame.max_pixels if frame is not None else config.get("image_max_pixels")
+    cutoff = config.get("cutoff_len", 2048)
+    if not isinstance(max_pixels, int) or isinstance(cutoff, bool) or not isinstance(cutoff, int):
+        return []
+    image_tokens = max_pixels // (28 * 28)
+    if cutoff < image_tokens + PROMPT_TEXT_TOKENS:
+        return [(f"cutoff_len={cutoff} is below an image's up to {image_tokens} tokens (max_pixels={max_pixels}) plus "
+                 f"the prompt (~{PROMPT_TEXT_TOKENS}): LLaMA-Factory would cut image tokens and fail at run time; "
+                 "raise cutoff_len or lower frame.max_pixels")]
+    return []
+
+
+def sft_dataset_problems(config: dict[str, Any], produced_datasets: dict[str, str] | None = None,
+                         notes: list[str] | None = None) -> list[str]:
+    """Datasets registered in ``dataset_info.json`` with their files; one an earlier stage of the run
+    writes (``produced_datasets``: name -> stage) is noted, not an error, until it exists."""
+    produced_datasets = produced_datasets or {}
+    problems = []
+    info_path = Path(config.get("dataset_dir", "data")) / "dataset_info.json"
+    info = json.loads(info_path.read_text()) if info_path.exists() else None
+    for name in (part.strip() for part in str(config.get("dataset", "")).split(",")):
+        if info is not None and name in info and (info_path.parent / info[name]["file_name"]).exists():
+            continue
+        if name in produced_datasets:
+            if notes is not None:
+                notes.append(f"dataset {name!r} is produced by {produced_datasets[name]} (not there yet)")
+        elif info is None:
+            continue  # no data yet: the data stage writes dataset_info.json
+        elif name not in info:
+            problems.append(f"dataset {name!r} is not in {info_path} (has {sorted(info)})")
+        else:
+            problems.append(f"dataset {name!r}: {info[name]['file_name']} does not exist")
     return problems
 
 
@@ -170,10 +438,14 @@ def reward_problems(reward: dict[str, Any]) -> list[str]:
 
 def easyr1_native_problems(config: dict[str, Any]) -> list[str]:
     """Through EasyR1's own PPOConfig, where EasyR1 is installed (GPU nodes)."""
-    if importlib.util.find_spec("verl") is None:
+    if not easyr1_installed():
         return []
     from omegaconf import OmegaConf
-    from verl.trainer.config import PPOConfig
+
+    try:
+        from verl.trainer.config import PPOConfig
+    except ImportError as error:
+        return [f"EasyR1 (package verl) is installed but does not import: {type(error).__name__}: {error}"]
 
     try:
         merged = OmegaConf.merge(OmegaConf.structured(PPOConfig()), OmegaConf.create(config))
@@ -183,7 +455,8 @@ def easyr1_native_problems(config: dict[str, Any]) -> list[str]:
     return []
 
 
-def sft_problems(config: dict[str, Any], frame: DictConfig | None = None, produced_by_earlier_stage=()) -> list[str]:
+def sft_problems(config: dict[str, Any], frame: DictConfig | None = None, produced_by_earlier_stage=(),
+                 produced_datasets: dict[str, str] | None = None, notes: list[str] | None = None) -> list[str]:
     from llamafactory.data.template import TEMPLATES
     from llamafactory.hparams import get_train_args
 
@@ -198,20 +471,14 @@ def sft_problems(config: dict[str, Any], frame: DictConfig | None = None, produc
             json.loads(Path(deepspeed).read_text())
         except (OSError, json.JSONDecodeError) as error:
             problems.append(f"deepspeed config {deepspeed}: {error}")
-    info_path = Path(config.get("dataset_dir", "data")) / "dataset_info.json"
-    if info_path.exists():
-        info = json.loads(info_path.read_text())
-        for name in str(config.get("dataset", "")).split(","):
-            if name.strip() not in info:
-                problems.append(f"dataset {name.strip()!r} is not in {info_path} (has {sorted(info)})")
-            elif not (info_path.parent / info[name.strip()]["file_name"]).exists():
-                problems.append(f"dataset {name.strip()!r}: {info[name.strip()]['file_name']} does not exist")
+    problems += sft_dataset_problems(config, produced_datasets, notes)
+    problems += sft_type_problems(config) + sft_token_problems(config, frame)
     model = str(config.get("model_name_or_path", ""))
     if model.startswith("/") and not Path(model).exists() and model not in produced_by_earlier_stage:
         problems.append(f"model_name_or_path {model} does not exist")
-    if frame is not None and (config.get("image_max_pixels"), config.get("image_min_pixels")) != (
-        frame.max_pixels, frame.min_pixels):
-        problems.append("image_max_pixels / image_min_pixels differ from the run's frame")
+    if frame is not None:
+        problems += frame_problems("image_min_pixels", config.get("image_min_pixels"), "image_max_pixels",
+                                   config.get("image_max_pixels"), frame)
     parsable = {**config, "bf16": False, "fp16": False, "deepspeed": None}
     parsable["output_dir"] = str(Path(config.get("output_dir", "out")) / ".check")
     try:

@@ -23,9 +23,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from rewards.settings import ConfigValueError, check_booleans
 from training import check
-from training.render import ROOT, absolute, render, run_path
+from training.render import ROOT, SFT_DATASETS, absolute, render, run_path
 
 STAGES = ("model", "data", "stage1", "cold_start", "stage2", "stage3", "merge", "eval")
+DATA_READERS = ("stage1", "cold_start", "stage2", "stage3", "eval")  # refuse data built in another frame
 
 
 class StageFailed(RuntimeError):
@@ -62,17 +63,25 @@ def run_logged(stage: str, command: list[str], cfg: DictConfig, env: dict[str, s
         raise StageFailed(f"stage {stage} failed with exit code {code}; its log: {log}")
 
 
-def check_all(cfg: DictConfig) -> dict[str, list[str]]:
-    """Render and validate every trainer config of the run."""
+def check_all(cfg: DictConfig, notes: list[str] | None = None) -> dict[str, list[str]]:
+    """Render and validate every trainer config of the run; ``notes`` collects inputs that an earlier
+    stage of the run produces and that are not there yet."""
     problems = {}
     produced = {str(run_path(cfg, "stage1"))}  # stage 2's start, unless handed over from elsewhere
     if cfg.get("tiny_model"):  # the model stage builds it
         produced.add(absolute(cfg.base_model))
+    data_problems = check.data_frame_problems(absolute(cfg.data_dir), cfg.frame) + check.data_override_problems(
+        as_overrides(cfg.data.overrides), cfg.frame)
+    datasets = {SFT_DATASETS["stage2"]: "cold_start"}  # the data stage writes stage 1's with dataset_info.json
     for stage in ("stage1", "stage2"):
         config, _ = render(cfg, stage)
-        problems[stage] = check.sft_problems(config, cfg.frame, produced_by_earlier_stage=produced)
+        problems[stage] = data_problems + check.sft_problems(config, cfg.frame, produced_by_earlier_stage=produced,
+                                                             produced_datasets=datasets, notes=notes)
     config, _ = render(cfg, "stage3")
-    problems["stage3"] = check.easyr1_problems(config, cfg.frame) + check.easyr1_native_problems(config)
+    problems["stage3"] = data_problems + check.easyr1_problems(
+        config, cfg.frame, produced=[absolute(cfg.data_dir)]) + check.easyr1_native_problems(config)
+    if cfg.grpo_backend == "easyr1":  # TRL's backend runs in one process
+        problems["stage3"] += check.easyr1_world_problems(config) + check.easyr1_dir_problems(cfg.launch.easyr1_dir)
     produced.add(str(run_path(cfg, "stage2")))
     start = config["worker"]["actor"]["model"]["model_path"]
     if not Path(start).exists() and start not in produced:
@@ -103,6 +112,9 @@ def as_overrides(value) -> list[str]:
 def stage_data(cfg: DictConfig) -> None:
     if cfg.data_root is None:
         raise StageFailed("stage data needs data_root=<folder holding the releases>")
+    problems = check.data_override_problems(as_overrides(cfg.data.overrides), cfg.frame)
+    if problems:
+        raise StageFailed("data: " + "; ".join(problems))
     if cfg.get("generate_releases"):  # demo: synthetic releases in the real formats
         run_logged("releases", [sys.executable, "-m", "data_prep.fixtures", absolute(cfg.data_root),
                                 "--seed", "0", "--subjects", str(cfg.generate_releases)], cfg)
@@ -146,7 +158,7 @@ def stage_grpo(cfg: DictConfig) -> None:
     config, path = render(cfg, "stage3")
     problems = check.easyr1_problems(config, cfg.frame)
     if cfg.grpo_backend == "easyr1":
-        problems += check.easyr1_native_problems(config)
+        problems += check.easyr1_world_problems(config) + check.easyr1_native_problems(config)
     if problems:
         raise StageFailed(f"stage3 config {path} is invalid:\n  " + "\n  ".join(problems))
     if cfg.grpo_backend == "easyr1":
@@ -223,7 +235,10 @@ BOOLEANS = ("force", "tiny_model")  # of recipes/run/*.yaml; the trainers' keys:
 def run(cfg: DictConfig) -> None:
     check_booleans(cfg, BOOLEANS)
     if cfg.stage == "check":
-        problems = check_all(cfg)
+        notes = []
+        problems = check_all(cfg, notes)
+        for note in notes:
+            say(f"check: {note}")
         for stage, found in problems.items():
             say(f"check {stage}: " + ("OK" if not found else f"{len(found)} problem(s)"))
             for problem in found:
@@ -238,6 +253,10 @@ def run(cfg: DictConfig) -> None:
         if marker(cfg, stage).exists() and not cfg.force:
             say(f"{stage}: already complete ({marker(cfg, stage)}); force=true reruns it")
             continue
+        if stage in DATA_READERS:
+            problems = check.data_frame_problems(absolute(cfg.data_dir), cfg.frame)
+            if problems:
+                raise StageFailed(f"{stage}: " + "; ".join(problems))
         say(f"{stage}: starting")
         for later in STAGES[STAGES.index(stage) + 1 :]:  # their outputs came from the old version of this stage
             marker(cfg, later).unlink(missing_ok=True)

@@ -21,9 +21,10 @@ def test_image_written_once_at_its_frame_size(tmp_path):
     target = tmp_path / "out" / "a.jpg"
     result = prepare_one(job(source, target))
     assert isinstance(result, PreparedImage) and result.original_size == (600, 700)
-    assert result.frame == Frame(476, 560)  # 600x700 scaled under 512*512, rounded to multiples of 28
+    # 600x700 pre-scaled under 512*512 to 474x553, then multiples of 28 within 512*512 (476x560 would exceed it)
+    assert result.frame == Frame(448, 532)
     with Image.open(target) as written:
-        assert written.size == (476, 560) and written.mode == "L"
+        assert written.size == (448, 532) and written.mode == "L"
     stamp = os.stat(target).st_mtime_ns
     assert prepare_one(job(source, target)) == result  # resumed: kept, not rewritten
     assert os.stat(target).st_mtime_ns == stamp
@@ -49,3 +50,10 @@ def test_keep_originals_and_parallel_equals_serial(tmp_path):
     parallel = prepare_images([job(s, tmp_path / "p" / s.name) for s in sources], workers=2)
     assert [r.frame for r in serial] == [r.frame for r in parallel]
     assert all((tmp_path / "s" / s.name).read_bytes() == (tmp_path / "p" / s.name).read_bytes() for s in sources)
+
+
+def test_an_original_kept_as_is_gets_the_frame_the_trainers_compute(tmp_path):
+    from rewards.frame import consumer_frame
+
+    result = prepare_one(job(xray(tmp_path / "a.jpg"), None))
+    assert result.frame == consumer_frame(600, 700, 3136, 262144) == Frame(476, 560)

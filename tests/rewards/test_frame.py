@@ -1,13 +1,15 @@
 import pytest
 
-from rewards.frame import Frame, model_frame, prescale, scale_box_to_frame
+from rewards.frame import Frame, consumer_frame, model_frame, prescale, scale_box_to_frame
 
 
-def test_mimic_sized_image_lands_on_multiples_of_28():
+def test_mimic_sized_image_lands_on_multiples_of_28_within_max_pixels():
     # 2544 x 3056 (Columns x Rows) under max_pixels 512*512: pre-scaled by sqrt(262144 / 7774464)
-    # and truncated to 467 x 561, then rounded by smart_resize to 17*28 x 20*28.
+    # and truncated to 467 x 561. Rounding to 17*28 x 20*28 = 476 x 560 would exceed 262144 (the
+    # trainers would shrink it again); within max_pixels it is 16*28 x 20*28.
     assert prescale(2544, 3056, 3136, 262144) == (467, 561)
-    assert model_frame(2544, 3056, min_pixels=3136, max_pixels=262144) == Frame(476, 560)
+    assert model_frame(2544, 3056, min_pixels=3136, max_pixels=262144) == Frame(448, 560)
+    assert consumer_frame(2544, 3056, min_pixels=3136, max_pixels=262144) == Frame(476, 560)  # kept as is
 
 
 def test_image_already_in_frame_is_unchanged():
@@ -51,3 +53,15 @@ def test_extreme_aspect_ratio_is_refused():
 
     with pytest.raises(ValueError, match="aspect ratio"):
         smart_resize(10, 3000, 28, 3136, 262144)
+
+
+def test_thin_image_under_a_small_max_pixels_stays_inside_it():
+    # 60 x 4300 under the demo's 112*112: smart_resize rounds up to 28 x 476 (> 12544); the frame cuts
+    # the long side back instead.
+    frame = model_frame(60, 4300, min_pixels=3136, max_pixels=12544)
+    assert frame == Frame(28, 448) and frame.area <= 12544
+
+
+def test_limits_that_cross_have_no_frame():
+    with pytest.raises(ValueError, match="no frame fits"):
+        model_frame(500, 500, min_pixels=300000, max_pixels=262144)
