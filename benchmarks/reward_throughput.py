@@ -3,9 +3,15 @@
 The baseline scores each response on its own, the way the released reward does: it decodes the
 ground truth every time and computes the open-ended answer score with nltk's ``sentence_bleu``
 (BLEU-1 and BLEU-4, smoothing method2) and rouge-score's ``RougeScorer(["rougeL"])`` per response,
-on the same word tokens. Format and coordinate terms are the same functions in both, so the
-ratio measures the answer-score path and caching. Both must agree on every score. Each side is
-timed as the fastest of ``--repeats`` runs, every run starting with empty caches.
+on the same word tokens. Format and coordinate terms follow the same rules in both (the baseline
+calls ``format_score``, ``last_boxed`` and ``first_reasoning`` one by one; ours reads a response
+once, ``parse_response``), so the ratio measures the answer-score path and what a batch shares:
+identical responses, answers and references within it are worked on once. In the last workload
+every response has a unique answer, so that no answer can be shared: it shows what the sharing
+costs when it cannot help (each prompt's n rollouts still share their ground truth, as in every
+GRPO batch). Both must agree on every score (to 1e-9), and ours in a batch must equal ours scored
+one response at a time exactly. Each side is timed as the fastest of ``--repeats`` runs, every run
+starting with empty caches.
 
     python benchmarks/reward_throughput.py            # 8,000 responses per workload (1,000 prompts x 8)
     python benchmarks/reward_throughput.py --prompts 100 --rollouts 8
@@ -35,7 +41,6 @@ from rewards.components import (  # noqa: E402
 from rewards.deepmedix import compute_score  # noqa: E402
 from rewards.frame import Frame  # noqa: E402
 from rewards.ground_truth import _parse_ground_truth_text, encode_ground_truth, ground_truth_from_dict  # noqa: E402
-from rewards.normalize import normalize_answer  # noqa: E402
 from rewards.response import first_reasoning, last_boxed  # noqa: E402
 from rewards.text_overlap import prepare_reference, word_tokens  # noqa: E402
 
@@ -65,7 +70,9 @@ def make_ground_truths(n: int, rng: random.Random, report_share: float) -> list[
     return truths
 
 
-def make_response(truth_json: str, rng: random.Random) -> str:
+def make_response(truth_json: str, rng: random.Random, distinct: int | None = None) -> str:
+    """A rollout for ``truth_json``; with ``distinct`` (a number unique in the batch) its answer
+    text is unique too, so that nothing in the batch can be shared."""
     truth = json.loads(truth_json)
     boxes = " ".join(
         f"[{rng.randint(0, 200)}, {rng.randint(0, 200)}, {rng.randint(210, 560)}, {rng.randint(210, 560)}]"
@@ -79,6 +86,8 @@ def make_response(truth_json: str, rng: random.Random) -> str:
         answer = rng.choice(["yes", "no", "Yes.", "PA"])
     else:
         answer = ", ".join(rng.sample(OBJECTS, rng.randint(1, 3)))
+    if distinct is not None:
+        answer = f"{answer} (rollout {distinct})"
     reasoning = " ".join(rng.sample(FINDINGS, 3))
     return f"<think>{reasoning} Regions: {boxes}</think> The answer is: \\boxed{{{answer}}}"
 
@@ -115,11 +124,10 @@ def timed(fn, *args):
 
 
 def clear_caches() -> None:
-    """Forget every parsed ground truth, prepared reference and normalised answer, so no run
-    profits from an earlier one (within a run, a GRPO group still shares its reference)."""
+    """Forget every parsed ground truth and prepared reference, so no run profits from an earlier
+    one (within a run, a GRPO group still shares its reference)."""
     prepare_reference.cache_clear()
     _parse_ground_truth_text.cache_clear()
-    normalize_answer.cache_clear()
 
 
 def best_of(repeats: int, fn, *args):
@@ -132,25 +140,31 @@ def best_of(repeats: int, fn, *args):
     return min(runs, key=lambda run: run[1])
 
 
-WORKLOADS = {  # name -> share of report-generation prompts
-    "report rollouts": 1.0,
-    "mixed GRPO batch": 0.4,
+WORKLOADS = {  # name -> (share of report-generation prompts, every answer distinct)
+    "report rollouts": (1.0, False),
+    "mixed GRPO batch": (0.4, False),
+    "mixed, all answers distinct": (0.4, True),  # no response or answer repeats: nothing to share
 }
 
 
-def run_workload(name: str, share: float, args: argparse.Namespace) -> tuple[float, float]:
+def run_workload(name: str, share: float, distinct: bool, args: argparse.Namespace) -> tuple[float, float]:
     rng = random.Random(args.seed)
     truths = make_ground_truths(args.prompts, rng, share)
     inputs = [
-        {"response": make_response(truth, rng), "response_length": 0, "ground_truth": truth}
-        for truth in truths
-        for _ in range(args.rollouts)
+        {"response": make_response(truth, rng, args.rollouts * i + n if distinct else None), "response_length": 0,
+         "ground_truth": truth}
+        for i, truth in enumerate(truths)
+        for n in range(args.rollouts)
     ]
     ours, ours_s = best_of(args.repeats, compute_score, inputs)
     baseline, baseline_s = best_of(args.repeats, lambda: [baseline_score(i["response"], i["ground_truth"]) for i in inputs])
     worst = max(abs(a["overall"] - b["overall"]) for a, b in zip(ours, baseline))
     if worst > 1e-9:
         raise SystemExit(f"{name}: implementations disagree, max |overall difference| = {worst}")
+    # What the batch shares must change nothing: ours, one response at a time (nothing to share).
+    alone = [compute_score([item])[0] for item in inputs]
+    if alone != ours:
+        raise SystemExit(f"{name}: batch scores differ from scoring each response alone")
     label = f"{name} ({len(inputs)} responses, {share:.0%} reports)"
     print(f"{label:48s} {baseline_s:12.3f} {ours_s:9.3f} {len(inputs) / ours_s:9.0f} {baseline_s / ours_s:9.1f}x")
     return baseline_s, ours_s
@@ -165,8 +179,8 @@ def main() -> None:
     args = parser.parse_args()
 
     print(f"{'workload':48s} {'baseline s':>12s} {'ours s':>9s} {'resp/s':>9s} {'speed-up':>10s}")
-    for name, share in WORKLOADS.items():
-        run_workload(name, share, args)
+    for name, (share, distinct) in WORKLOADS.items():
+        run_workload(name, share, distinct, args)
 
     rng = random.Random(args.seed)
     huge_truth = encode_ground_truth("open_ended", " ".join(FINDINGS), Frame(448, 448))
@@ -178,7 +192,8 @@ def main() -> None:
     label = f"one {len(huge) // 1000} KB report response (ms)"
     print(f"{label:48s} {1000 * huge_baseline_s:12.1f} {1000 * huge_ours_s:9.1f} {'':9s} "
           f"{huge_baseline_s / huge_ours_s:9.1f}x")
-    print("\nScores agree with the baseline to 1e-9 on every response (checked).")
+    print("\nScores agree with the baseline to 1e-9 on every response, and ours in a batch equal ours scored one "
+          "response at a time exactly (both checked).")
 
 
 if __name__ == "__main__":

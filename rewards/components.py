@@ -53,20 +53,35 @@ def open_ended_overlap(answer: str | None, reference: str) -> float:
 
 
 def answer_scores(answers: list[str | None], truths: list[GroundTruth]) -> list[float]:
-    """Unweighted answer scores in [0, 1] by task (eq. 4 without the factor 1.5), for a batch."""
-    scores = [0.0] * len(answers)
+    """Unweighted answer scores in [0, 1] by task (eq. 4 without the factor 1.5), for a batch.
+
+    Each distinct (task, answer, reference) of the batch is scored once: a GRPO batch holds n
+    rollouts of every prompt, so references repeat n times and short VQA answers ("yes", "no", a
+    few organs) repeat across a group. What is shared lives for this call only.
+    """
+    slot_of: dict[tuple, int] = {}
+    distinct: list[tuple[str, str | None, str | tuple[str, ...]]] = []
+    slots = []
+    for answer, truth in zip(answers, truths, strict=True):
+        key = (truth.task, answer, truth.answer)
+        slot = slot_of.get(key)
+        if slot is None:
+            slot = slot_of[key] = len(distinct)
+            distinct.append(key)
+        slots.append(slot)
+    scores = [0.0] * len(distinct)
     open_ended = []
-    for index, (answer, truth) in enumerate(zip(answers, truths)):
-        if truth.task == "closed":
-            scores[index] = closed_answer_score(answer, truth.answer)
-        elif truth.task == "multi_object":
-            scores[index] = multi_object_f1(answer, truth.answer)
+    for slot, (task, answer, reference) in enumerate(distinct):
+        if task == "closed":
+            scores[slot] = closed_answer_score(answer, reference)
+        elif task == "multi_object":
+            scores[slot] = multi_object_f1(answer, reference)
         else:
-            open_ended.append(index)
-    overlaps = open_ended_overlaps([answers[i] for i in open_ended], [truths[i].answer for i in open_ended])
-    for index, overlap in zip(open_ended, overlaps):
-        scores[index] = overlap
-    return scores
+            open_ended.append(slot)
+    overlaps = open_ended_overlaps([distinct[s][1] for s in open_ended], [distinct[s][2] for s in open_ended])
+    for slot, overlap in zip(open_ended, overlaps):
+        scores[slot] = overlap
+    return [scores[slot] for slot in slots]
 
 
 def answer_score(answer: str | None, truth: GroundTruth) -> float:

@@ -20,11 +20,12 @@ from dataclasses import dataclass, field, fields
 from collections.abc import Mapping
 from typing import Any, Callable
 
-from rewards.components import answer_scores, coordinate_score, format_score, grounding_score, judge_reasoning_boxes
+from rewards.boxes import Box
+from rewards.components import answer_scores, coordinate_score, grounding_score, judge_reasoning_boxes
 from rewards.frame import Frame
 from rewards.ground_truth import GroundTruth, GroundTruthError, parse_ground_truth
 from rewards.registry import ComponentFn, RewardResolutionError, resolve_component
-from rewards.response import first_reasoning, last_boxed
+from rewards.response import ParsedResponse, parse_response
 
 PRESETS = ("paper", "upstream")
 
@@ -136,9 +137,9 @@ def score_batch(
         for index, response, truth in readable:
             results[index].update(upstream.score(response, truth, config.format_weight))
     else:
-        raw_answers = answer_scores([last_boxed(r) for _, r, _ in readable], [t for _, _, t in readable])
-        for (index, response, truth), raw_answer in zip(readable, raw_answers):
-            results[index].update(_paper_terms(response, truth, raw_answer, config))
+        terms = _paper_batch([response for _, response, _ in readable], [truth for _, _, truth in readable], config)
+        for (index, _, _), response_terms in zip(readable, terms):
+            results[index].update(response_terms)
 
     # Each term is finite by construction (bounded scores, finite weights); a user's component may
     # not be, and huge weights could overflow the sum, so those are guarded before EasyR1 logs them.
@@ -156,11 +157,42 @@ def score_response(response: Any, ground_truth: Any, config: RewardConfig, extra
     return score_batch([response], [ground_truth], config, extras)[0]
 
 
-def _paper_terms(response: str, truth: GroundTruth, raw_answer: float, config: RewardConfig) -> dict[str, float]:
-    frame = truth.frame or Frame(config.default_frame, config.default_frame)
-    boxes, left_frame = judge_reasoning_boxes(first_reasoning(response), frame)
+def _paper_batch(responses: list[str], truths: list[GroundTruth], config: RewardConfig) -> list[dict[str, float]]:
+    """The paper's terms for each (response, ground truth).
+
+    Work that depends only on text is done once per distinct text in the batch: a GRPO batch holds
+    n rollouts per prompt, and whole responses, answers and reasoning repeat within a group
+    (``answer_scores`` shares the answer scores the same way). The memos live for this call only,
+    so memory does not grow over a training run.
+    """
+    parsed: dict[str, ParsedResponse] = {}
+    parts = []
+    for response in responses:
+        part = parsed.get(response)
+        if part is None:
+            part = parsed[response] = parse_response(response)
+        parts.append(part)
+    raw_answers = answer_scores([part.answer for part in parts], truths)
+    default_frame = Frame(config.default_frame, config.default_frame)
+    judged: dict[tuple[str, Frame], tuple[tuple[Box, ...], bool]] = {}
+    terms = []
+    for part, truth, raw_answer in zip(parts, truths, raw_answers):
+        frame = truth.frame or default_frame
+        key = (part.reasoning, frame)
+        boxes_and_exit = judged.get(key)
+        if boxes_and_exit is None:
+            boxes_and_exit = judged[key] = judge_reasoning_boxes(part.reasoning, frame)
+        terms.append(_paper_terms(part, boxes_and_exit, truth, raw_answer, config))
+    return terms
+
+
+def _paper_terms(
+    part: ParsedResponse, boxes_and_exit: tuple[tuple[Box, ...], bool], truth: GroundTruth, raw_answer: float,
+    config: RewardConfig,
+) -> dict[str, float]:
+    boxes, left_frame = boxes_and_exit
     answer = config.answer_weight * raw_answer
-    form = format_score(response)
+    form = 0.0 if part.format_problem else 1.0  # eq. 6, as components.format_score
     coordinate = coordinate_score(
         len(boxes), left_frame, config.coordinate_per_box, config.coordinate_cap, config.out_of_frame_penalty
     )

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from functools import lru_cache
 
 _WHITESPACE = re.compile(r"\s+")
 _EDGE_PUNCTUATION = " \t\n.,;:!?\"'`()[]{}"
@@ -28,7 +27,6 @@ _ITEM_SEPARATORS = re.compile(r"\s*(?:[|,;]|\band\b)\s*")
 _EMPTY_LIST_FORMS = frozenset({"", "none", "nothing", "no findings", "[]"})
 
 
-@lru_cache(maxsize=65536)  # GRPO groups repeat the reference and short answers ("yes", "no") endlessly
 def normalize_answer(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).lower()
     text = _WHITESPACE.sub(" ", text).strip(_EDGE_PUNCTUATION)

@@ -8,6 +8,7 @@ and say precisely why a response does not follow it. They never raise, whatever 
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 BOXED_OPEN = "\\boxed{"
@@ -46,6 +47,24 @@ def first_reasoning(text: str) -> str:
     return "" if end == -1 else text[start + len(THINK_OPEN) : end]
 
 
+class ParsedResponse(NamedTuple):
+    reasoning: str  # first_reasoning(text)
+    answer: str | None  # last_boxed(text)
+    format_problem: str | None  # format_problem(text)
+
+
+def parse_response(text: str) -> ParsedResponse:
+    """``first_reasoning``, ``last_boxed`` and ``format_problem`` of ``text`` at once, as the reward
+    needs all three: the last box is read once and serves both the answer and the format check."""
+    box_start = text.rfind(BOXED_OPEN)
+    content = None if box_start == -1 else boxed_content(text, box_start)
+    return ParsedResponse(first_reasoning(text), None if content is None else content.strip(),
+                          _format_problem(text, content))
+
+
+_UNREAD = object()
+
+
 def format_problem(text: str) -> str | None:
     """Why ``text`` breaks the reasoning format, as a short reason code; None if it conforms.
 
@@ -55,6 +74,11 @@ def format_problem(text: str) -> str | None:
     fails, in particular several think blocks, a think block nested in another, a box inside the
     reasoning, several boxed answers (``\\boxed{A} or \\boxed{B}``), nested boxes.
     """
+    return _format_problem(text, _UNREAD)
+
+
+def _format_problem(text: str, last_box_content) -> str | None:
+    """``format_problem``; ``last_box_content`` is that of the last box when already read (``_UNREAD`` if not)."""
     opens, closes = text.count(THINK_OPEN), text.count(THINK_CLOSE)
     if opens == 0 or closes == 0:
         return "missing_think"
@@ -76,7 +100,8 @@ def format_problem(text: str) -> str | None:
     box_start = text.find(BOXED_OPEN)
     if box_start < end:
         return "boxed_inside_think"
-    content = boxed_content(text, box_start)
+    # The only box is also the last one: its content may have been read already.
+    content = boxed_content(text, box_start) if last_box_content is _UNREAD else last_box_content
     if content is None:
         return "unbalanced_boxed"
     if not content.strip():
