@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -340,6 +341,9 @@ def build(cfg: DictConfig) -> dict[str, Any]:
     }
     for name, rows in outputs.items():
         (write_parquet if name.endswith(".parquet") else write_jsonl)(out_dir / name, rows)
+    empty_outputs = empty_output_reasons(cfg, outputs, status)
+    for name, reason in empty_outputs.items():
+        log.warning("EMPTY OUTPUT %s: %s. Stages that read it will refuse it.", name, reason)
     update_dataset_info(out_dir, STAGE1_DATASET, dataset_info_entry("stage1/train.jsonl"))
     write_jsonl(out_dir / "skipped.jsonl", skips.rows)
     # Where each image came from and how it was scaled: maps boxes back to original pixels.
@@ -379,6 +383,7 @@ def build(cfg: DictConfig) -> dict[str, Any]:
             "cold_start/candidates.parquet": {"rows": len(cold_start), **breakdown(cold_start), "shortfalls": cold_short},
             "test/xraybench.jsonl": {"rows": len(eval_items), "mode": cfg.xraybench.mode, "shortfalls": bench_shortfalls},
         },
+        "empty_outputs": empty_outputs,
         "images": {"prepared": len(prepared), "resized_into_output": bool(cfg.images.resize)},
         "skipped": skips.counts(),
         "leakage_check": {
@@ -393,6 +398,37 @@ def build(cfg: DictConfig) -> dict[str, Any]:
     return manifest
 
 
+# The split each output draws from, and the config key of its size.
+OUTPUT_DRAWS = {
+    "stage1/train.jsonl": ("train", "stage1.size"),
+    "grpo/train.parquet": ("train", "grpo.size"),
+    "grpo/val.parquet": ("validate", "grpo.val_size"),
+    "cold_start/candidates.parquet": ("train", "cold_start.candidates"),
+    "test/xraybench.jsonl": ("test", None),
+}
+
+
+def empty_output_reasons(cfg: DictConfig, outputs: dict[str, list], status: dict[str, str]) -> dict[str, str]:
+    """Why each output without rows has none, for the log and ``manifest.json`` (data_prep.outputs)."""
+    used = ", ".join(sorted(source for source, state in status.items() if state.startswith("used"))) or "none"
+    reasons = {}
+    for name, rows in outputs.items():
+        if rows:
+            continue
+        split, size_key = OUTPUT_DRAWS[name]
+        if name == "test/xraybench.jsonl" and cfg.xraybench.mode == "local":
+            reasons[name] = "the local XrayBench file has no items"
+            continue
+        if size_key and OmegaConf.select(cfg, size_key) == 0:
+            reasons[name] = f"{size_key}=0 asked for none"
+            continue
+        asked = f"{size_key}={OmegaConf.select(cfg, size_key)}" if size_key else (
+            f"XrayBench's composition at xraybench.scale={cfg.xraybench.scale}")
+        reasons[name] = (f"{asked} drew nothing: the releases used ({used}) have no {split}-split samples "
+                         "of the tasks it draws (see its shortfalls)")
+    return reasons
+
+
 def _parsed_counts(samples: list[Sample]) -> dict[str, dict[str, dict[str, int]]]:
     counts: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
     for sample in samples:
@@ -405,7 +441,10 @@ def _parsed_counts(samples: list[Sample]) -> dict[str, dict[str, dict[str, int]]
 def main(cfg: DictConfig) -> None:
     manifest = build(cfg)
     rows = {name: entry["rows"] for name, entry in manifest["outputs"].items()}
-    print(json.dumps({"out_dir": str(Path(cfg.out_dir).resolve()), "rows": rows, "skipped": manifest["skipped"]}, indent=2))
+    print(json.dumps({"out_dir": str(Path(cfg.out_dir).resolve()), "rows": rows, "skipped": manifest["skipped"],
+                      "empty_outputs": manifest["empty_outputs"]}, indent=2))
+    for name, reason in manifest["empty_outputs"].items():
+        print(f"WARNING: {name} is EMPTY ({reason}); stages that read it will refuse it.", file=sys.stderr)
 
 
 if __name__ == "__main__":

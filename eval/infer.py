@@ -21,6 +21,7 @@ import jinja2
 from omegaconf import DictConfig
 from tqdm import tqdm
 
+from data_prep.outputs import require_rows
 from eval.predictions import PredictionWriter, extract_answer, read_finished
 from rewards.frame import VISION_TOKENS
 
@@ -120,6 +121,7 @@ def infer(cfg: DictConfig) -> dict[str, Any]:
     out = shard_path(Path(cfg.out), cfg.shard, cfg.shards)
     image_root = Path(cfg.image_root) if cfg.image_root else items_path.parent.parent
     items = load_items(items_path, cfg.limit)
+    require_rows(items_path, len(items))  # an empty test split stops here, naming the data build
     ids = [item["id"] for item in items]
     if len(set(ids)) != len(ids):
         raise ValueError(f"{items_path}: item ids are not unique")

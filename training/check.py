@@ -21,6 +21,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from data_prep.outputs import EmptyOutputError, require_rows
 from rewards.registry import RewardResolutionError, load_module_from_file
 
 LLAMAFACTORY_STAGES = {"pt", "sft", "rm", "ppo", "dpo", "kto"}
@@ -142,7 +143,21 @@ def easyr1_problems(config: dict[str, Any], frame: DictConfig | None = None) -> 
     fmt = data.get("format_prompt")
     if not fmt or not Path(fmt).is_file():
         problems.append(f"data.format_prompt {fmt!r} does not exist (EasyR1 would silently train without it)")
+    problems += empty_data_problems([data.get("train_files"), data.get("val_files")])
     problems += reward_problems(reward)
+    return problems
+
+
+def empty_data_problems(paths: list[str | None]) -> list[str]:
+    """Data files that exist but hold no rows (a data build left them empty): refused before launch,
+    with the build's reason (data_prep.outputs), instead of failing inside the trainer."""
+    problems = []
+    for path in paths:
+        if path and Path(path).is_file():
+            try:
+                require_rows(Path(path))
+            except EmptyOutputError as error:
+                problems.append(str(error))
     return problems
 
 
@@ -205,6 +220,8 @@ def sft_problems(config: dict[str, Any], frame: DictConfig | None = None, produc
                 problems.append(f"dataset {name.strip()!r} is not in {info_path} (has {sorted(info)})")
             elif not (info_path.parent / info[name.strip()]["file_name"]).exists():
                 problems.append(f"dataset {name.strip()!r}: {info[name.strip()]['file_name']} does not exist")
+            else:
+                problems += empty_data_problems([str(info_path.parent / info[name.strip()]["file_name"])])
     model = str(config.get("model_name_or_path", ""))
     if model.startswith("/") and not Path(model).exists() and model not in produced_by_earlier_stage:
         problems.append(f"model_name_or_path {model} does not exist")
