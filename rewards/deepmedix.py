@@ -129,21 +129,20 @@ def score_batch(
         except GroundTruthError:
             results[index]["invalid_ground_truth"] = 1.0
             continue
-        readable.append((index, response if isinstance(response, str) else "", truth))
+        readable.append((index, response if isinstance(response, str) else "", truth, raw_truth))
 
     if config.preset == "upstream":
         from rewards import upstream  # nltk and rouge-score load only for this preset
 
-        for index, response, truth in readable:
+        for index, response, truth, _ in readable:
             results[index].update(upstream.score(response, truth, config.format_weight))
     else:
-        terms = _paper_batch([response for _, response, _ in readable], [truth for _, _, truth in readable], config)
-        for (index, _, _), response_terms in zip(readable, terms):
+        for (index, *_), response_terms in zip(readable, _paper_batch(readable, config)):
             results[index].update(response_terms)
 
     # Each term is finite by construction (bounded scores, finite weights); a user's component may
     # not be, and huge weights could overflow the sum, so those are guarded before EasyR1 logs them.
-    for index, response, truth in readable:
+    for index, response, truth, _ in readable:
         for key, function, weight in extras:
             value = _finite(function(response, truth))
             results[index][key] = value
@@ -157,33 +156,32 @@ def score_response(response: Any, ground_truth: Any, config: RewardConfig, extra
     return score_batch([response], [ground_truth], config, extras)[0]
 
 
-def _paper_batch(responses: list[str], truths: list[GroundTruth], config: RewardConfig) -> list[dict[str, float]]:
-    """The paper's terms for each (response, ground truth).
+def _paper_batch(readable: list[tuple[int, str, GroundTruth, str]], config: RewardConfig) -> list[dict[str, float]]:
+    """The paper's terms for each (index, response, ground truth, raw ground truth) of a batch.
 
-    Work that depends only on text is done once per distinct text in the batch: a GRPO batch holds
-    n rollouts per prompt, and whole responses, answers and reasoning repeat within a group
-    (``answer_scores`` shares the answer scores the same way). The memos live for this call only,
-    so memory does not grow over a training run.
+    A GRPO batch holds n rollouts per prompt: an identical (response, ground truth) is scored once,
+    and ``answer_scores`` scores each distinct (answer, reference) once, since short VQA answers
+    repeat across a group. What is shared lives for this call only: no memory grows over a run.
     """
-    parsed: dict[str, ParsedResponse] = {}
-    parts = []
-    for response in responses:
-        part = parsed.get(response)
-        if part is None:
-            part = parsed[response] = parse_response(response)
-        parts.append(part)
-    raw_answers = answer_scores([part.answer for part in parts], truths)
+    slot_of: dict[tuple[str, str], int] = {}
+    distinct: list[tuple[str, GroundTruth]] = []
+    slots = []
+    for _, response, truth, raw_truth in readable:
+        key = (response, raw_truth)
+        slot = slot_of.get(key)
+        if slot is None:
+            slot = slot_of[key] = len(distinct)
+            distinct.append((response, truth))
+        slots.append(slot)
+    parts = [parse_response(response) for response, _ in distinct]
+    raw_answers = answer_scores([part.answer for part in parts], [truth for _, truth in distinct])
     default_frame = Frame(config.default_frame, config.default_frame)
-    judged: dict[tuple[str, Frame], tuple[tuple[Box, ...], bool]] = {}
-    terms = []
-    for part, truth, raw_answer in zip(parts, truths, raw_answers):
-        frame = truth.frame or default_frame
-        key = (part.reasoning, frame)
-        boxes_and_exit = judged.get(key)
-        if boxes_and_exit is None:
-            boxes_and_exit = judged[key] = judge_reasoning_boxes(part.reasoning, frame)
-        terms.append(_paper_terms(part, boxes_and_exit, truth, raw_answer, config))
-    return terms
+    terms = [
+        _paper_terms(part, judge_reasoning_boxes(part.reasoning, truth.frame or default_frame), truth, raw_answer,
+                     config)
+        for part, (_, truth), raw_answer in zip(parts, distinct, raw_answers)
+    ]
+    return [terms[slot] for slot in slots]
 
 
 def _paper_terms(

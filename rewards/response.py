@@ -17,8 +17,11 @@ _BRACE = re.compile(r"[{}]")
 
 def boxed_content(text: str, start: int) -> str | None:
     """Content of the ``\\boxed{`` starting at ``start``, brace-balanced; None if never closed."""
-    depth = 0
     content_start = start + len(BOXED_OPEN)
+    close = text.find("}", content_start)
+    if close != -1 and text.find("{", content_start, close) == -1:  # the common case: no nested braces
+        return text[content_start:close]
+    depth = 0
     for brace in _BRACE.finditer(text, content_start):
         if brace.group() == "{":
             depth += 1

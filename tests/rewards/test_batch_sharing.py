@@ -11,7 +11,7 @@ from rewards.components import answer_score, answer_scores
 from rewards.deepmedix import RewardConfig, compute_score, score_batch, score_response
 from rewards.frame import Frame
 from rewards.ground_truth import encode_ground_truth, parse_ground_truth
-from rewards.response import first_reasoning, format_problem, last_boxed, parse_response
+from rewards.response import boxed_content, first_reasoning, format_problem, last_boxed, parse_response
 
 FRAME = Frame(448, 532)
 FRAGMENTS = ["<think>", "</think>", "\\boxed{", "{", "}", " yes", "No.", " left lung", ",", " and ", "|", " ",
@@ -38,6 +38,25 @@ def test_parse_response_equals_the_three_readers():
     texts = adversarial_responses(4000, seed=0) + ["", "\\boxed{" * 50, "<think>" * 3, "}" * 9]
     for text in texts:
         assert parse_response(text) == (first_reasoning(text), last_boxed(text), format_problem(text)), text
+
+
+def test_boxed_content_is_the_brace_balanced_content():
+    def by_hand(text, start):  # walk the braces one by one
+        depth, position = 0, start + len("\\boxed{")
+        for index in range(position, len(text)):
+            if text[index] == "{":
+                depth += 1
+            elif text[index] == "}":
+                if depth == 0:
+                    return text[position:index]
+                depth -= 1
+        return None
+
+    for text in adversarial_responses(3000, seed=3):
+        start = text.find("\\boxed{")
+        while start != -1:
+            assert boxed_content(text, start) == by_hand(text, start), text
+            start = text.find("\\boxed{", start + 1)
 
 
 @pytest.mark.parametrize("config", [
