@@ -93,15 +93,20 @@ def format_score(response: str) -> float:
     return 0.0 if format_problem(response) else 1.0
 
 
+_VALID, _OUTSIDE_FRAME = BoxVerdict.VALID, BoxVerdict.OUTSIDE_FRAME
+
+
 def judge_reasoning_boxes(reasoning: str, frame: Frame) -> tuple[tuple[Box, ...], bool]:
     """(distinct valid boxes in order of appearance, whether any box leaves the frame)."""
+    if "[" not in reasoning:  # no box written: nothing to parse
+        return (), False
     valid: dict[Box, None] = {}
     left_frame = False
     for box in parse_boxes(reasoning):
         verdict = judge_box(box, frame)
-        if verdict is BoxVerdict.VALID:
+        if verdict is _VALID:
             valid.setdefault(box)
-        elif verdict is BoxVerdict.OUTSIDE_FRAME:
+        elif verdict is _OUTSIDE_FRAME:
             left_frame = True
     return tuple(valid), left_frame
 

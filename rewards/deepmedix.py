@@ -102,6 +102,7 @@ class RewardConfig:
         ]
 
 
+_UNREAD = object()
 SCORE_KEYS = ("overall", "answer", "format", "coordinate", "grounding", "boxes", "out_of_frame", "invalid_ground_truth")
 
 
@@ -122,11 +123,18 @@ def score_batch(
     extras = config.components() if extras is None else extras
     keys = SCORE_KEYS + tuple(key for key, _, _ in extras)
     results = [dict.fromkeys(keys, 0.0) for _ in responses]
-    readable = []  # (index, response text, ground truth)
+    readable = []  # (index, response text, ground truth, ground truth as given)
+    truth_of: dict[str, GroundTruth | None] = {}  # this batch's ground truths: n rollouts share one
     for index, (response, raw_truth) in enumerate(zip(responses, ground_truths, strict=True)):
-        try:
-            truth = parse_ground_truth(raw_truth)
-        except GroundTruthError:
+        truth = truth_of.get(raw_truth, _UNREAD) if isinstance(raw_truth, str) else _UNREAD
+        if truth is _UNREAD:
+            try:
+                truth = parse_ground_truth(raw_truth)
+            except GroundTruthError:
+                truth = None
+            if isinstance(raw_truth, str):
+                truth_of[raw_truth] = truth
+        if truth is None:
             results[index]["invalid_ground_truth"] = 1.0
             continue
         readable.append((index, response if isinstance(response, str) else "", truth, raw_truth))
