@@ -6,10 +6,11 @@ ground truth every time and computes the open-ended answer score with nltk's ``s
 on the same word tokens. Format and coordinate terms follow the same rules in both (the baseline
 calls ``format_score``, ``last_boxed`` and ``first_reasoning`` one by one; ours reads a response
 once, ``parse_response``), so the ratio measures the answer-score path and what a batch shares:
-identical responses, answers and references within it are worked on once. In the last workload
-every response has a unique answer, so that no answer can be shared: it shows what the sharing
-costs when it cannot help (each prompt's n rollouts still share their ground truth, as in every
-GRPO batch). Both must agree on every score (to 1e-9), and ours in a batch must equal ours scored
+identical responses, answers and references within it are worked on once. In "all answers
+distinct" every response has a unique answer, so that no answer can be shared: it shows what the
+sharing costs when it cannot help (each prompt's n rollouts still share their ground truth, as in
+every GRPO batch); in "converged VQA groups" each VQA prompt's rollouts repeat two responses, as
+late in training, where whole responses are shared. Both must agree on every score (to 1e-9), and ours in a batch must equal ours scored
 one response at a time exactly. Each side is timed as the fastest of ``--repeats`` runs, every run
 starting with empty caches.
 
@@ -140,21 +141,33 @@ def best_of(repeats: int, fn, *args):
     return min(runs, key=lambda run: run[1])
 
 
-WORKLOADS = {  # name -> (share of report-generation prompts, every answer distinct)
-    "report rollouts": (1.0, False),
-    "mixed GRPO batch": (0.4, False),
-    "mixed, all answers distinct": (0.4, True),  # no response or answer repeats: nothing to share
+WORKLOADS = {  # name -> (share of report-generation prompts, kind of VQA group)
+    "report rollouts": (1.0, "sampled"),
+    "mixed GRPO batch": (0.4, "sampled"),
+    "mixed, all answers distinct": (0.4, "distinct"),  # no response or answer repeats: nothing to share
+    "mixed, converged VQA groups": (0.4, "converged"),  # each VQA group: 2 distinct responses
 }
 
 
-def run_workload(name: str, share: float, distinct: bool, args: argparse.Namespace) -> tuple[float, float]:
+def make_group(truth: str, rng: random.Random, rollouts: int, kind: str, first: int) -> list[str]:
+    """One prompt's rollouts. ``sampled``: each drawn on its own (reasoning and boxes differ, short
+    answers repeat); ``distinct``: every answer unique too; ``converged``: a VQA group repeats two
+    responses, as a policy does late in GRPO training on a question it has learnt."""
+    if kind == "distinct":
+        return [make_response(truth, rng, first + n) for n in range(rollouts)]
+    if kind == "converged" and json.loads(truth)["task"] != "open_ended":
+        pair = [make_response(truth, rng), make_response(truth, rng)]
+        return [rng.choice(pair) for _ in range(rollouts)]
+    return [make_response(truth, rng) for _ in range(rollouts)]
+
+
+def run_workload(name: str, share: float, kind: str, args: argparse.Namespace) -> tuple[float, float]:
     rng = random.Random(args.seed)
     truths = make_ground_truths(args.prompts, rng, share)
     inputs = [
-        {"response": make_response(truth, rng, args.rollouts * i + n if distinct else None), "response_length": 0,
-         "ground_truth": truth}
+        {"response": response, "response_length": 0, "ground_truth": truth}
         for i, truth in enumerate(truths)
-        for n in range(args.rollouts)
+        for response in make_group(truth, rng, args.rollouts, kind, args.rollouts * i)
     ]
     ours, ours_s = best_of(args.repeats, compute_score, inputs)
     baseline, baseline_s = best_of(args.repeats, lambda: [baseline_score(i["response"], i["ground_truth"]) for i in inputs])
@@ -166,7 +179,7 @@ def run_workload(name: str, share: float, distinct: bool, args: argparse.Namespa
     if alone != ours:
         raise SystemExit(f"{name}: batch scores differ from scoring each response alone")
     label = f"{name} ({len(inputs)} responses, {share:.0%} reports)"
-    print(f"{label:48s} {baseline_s:12.3f} {ours_s:9.3f} {len(inputs) / ours_s:9.0f} {baseline_s / ours_s:9.1f}x")
+    print(f"{label:58s} {baseline_s:12.3f} {ours_s:9.3f} {len(inputs) / ours_s:9.0f} {baseline_s / ours_s:9.1f}x")
     return baseline_s, ours_s
 
 
@@ -178,9 +191,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per side; the fastest is reported")
     args = parser.parse_args()
 
-    print(f"{'workload':48s} {'baseline s':>12s} {'ours s':>9s} {'resp/s':>9s} {'speed-up':>10s}")
-    for name, (share, distinct) in WORKLOADS.items():
-        run_workload(name, share, distinct, args)
+    print(f"{'workload':58s} {'baseline s':>12s} {'ours s':>9s} {'resp/s':>9s} {'speed-up':>10s}")
+    for name, (share, kind) in WORKLOADS.items():
+        run_workload(name, share, kind, args)
 
     rng = random.Random(args.seed)
     huge_truth = encode_ground_truth("open_ended", " ".join(FINDINGS), Frame(448, 448))
@@ -190,7 +203,7 @@ def main() -> None:
     _, huge_ours_s = best_of(args.repeats, compute_score, huge_inputs)
     _, huge_baseline_s = best_of(args.repeats, baseline_score, huge, huge_truth)
     label = f"one {len(huge) // 1000} KB report response (ms)"
-    print(f"{label:48s} {1000 * huge_baseline_s:12.1f} {1000 * huge_ours_s:9.1f} {'':9s} "
+    print(f"{label:58s} {1000 * huge_baseline_s:12.1f} {1000 * huge_ours_s:9.1f} {'':9s} "
           f"{huge_baseline_s / huge_ours_s:9.1f}x")
     print("\nScores agree with the baseline to 1e-9 on every response, and ours in a batch equal ours scored one "
           "response at a time exactly (both checked).")
