@@ -254,10 +254,10 @@ def resize_benchmark(folder: Path, count: int, workers: int, repeats: int, seed:
           f"the old path's pixels by {encoding_mean:.3f} on average, independently in each file)")
     print(f"\nprojected for MIMIC-CXR-JPG ({MIMIC_IMAGES:,} images), per-core rate x cores "
           "(assumes storage keeps up):")
-    print(f"{'cores':>6s} {'old':>10s} {'ours':>10s}")
+    print(f"{'cores':>6s} {'old':>14s} {'ours':>14s} {'ours reads':>12s}")
     for cores in (2, 16, 64):
-        print(f"{cores:6d} {_duration(MIMIC_IMAGES * old_s / count / cores):>10s} "
-              f"{_duration(MIMIC_IMAGES * new_s / count / cores):>10s}")
+        print(f"{cores:6d} {_duration(MIMIC_IMAGES * old_s / count / cores):>14s} "
+              f"{_duration(MIMIC_IMAGES * new_s / count / cores):>14s} {cores * count / new_s * megabytes:>7.0f} MB/s")
     if mean_difference > 1.0:
         raise SystemExit(f"draft decoding moved pixels by {mean_difference:.3f} grey levels on average (limit 1)")
     if not identical:
