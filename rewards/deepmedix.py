@@ -156,7 +156,9 @@ def score_batch(
             results[index][key] = value
             results[index]["overall"] += weight * value
     for result in results:
-        result["overall"] = _finite(result["overall"])
+        overall = result["overall"]
+        if type(overall) is not float or not math.isfinite(overall):
+            result["overall"] = _finite(overall)
     return results
 
 
