@@ -27,7 +27,11 @@ def multi_object_f1(answer: str | None, reference: tuple[str, ...]) -> float:
     """
     if answer is None:
         return 0.0
-    predicted, expected = answer_items(answer), answer_items(list(reference))
+    return items_f1(answer_items(answer), answer_items(list(reference)))
+
+
+def items_f1(predicted: frozenset[str], expected: frozenset[str]) -> float:
+    """``multi_object_f1`` of already normalised item sets."""
     if not predicted and not expected:
         return 1.0
     matched = len(predicted & expected)
@@ -69,13 +73,30 @@ def answer_scores(answers: list[str | None], truths: list[GroundTruth]) -> list[
             slot = slot_of[key] = len(distinct)
             distinct.append(key)
         slots.append(slot)
+    normalized: dict[str, str] = {}  # each text normalised once: answers and references repeat
+    items: dict[str | tuple[str, ...], frozenset[str]] = {}
+
+    def normal(text: str) -> str:
+        value = normalized.get(text)
+        if value is None:
+            value = normalized[text] = normalize_answer(text)
+        return value
+
+    def item_set(answer: str | tuple[str, ...]) -> frozenset[str]:
+        value = items.get(answer)
+        if value is None:
+            value = items[answer] = answer_items(answer if isinstance(answer, str) else list(answer))
+        return value
+
     scores = [0.0] * len(distinct)
     open_ended = []
     for slot, (task, answer, reference) in enumerate(distinct):
+        if answer is None:
+            continue  # no boxed answer: 0 (closed_answer_score, multi_object_f1, the overlap alike)
         if task == "closed":
-            scores[slot] = closed_answer_score(answer, reference)
+            scores[slot] = 1.0 if normal(answer) == normal(reference) else 0.0  # closed_answer_score
         elif task == "multi_object":
-            scores[slot] = multi_object_f1(answer, reference)
+            scores[slot] = items_f1(item_set(answer), item_set(reference))  # multi_object_f1
         else:
             open_ended.append(slot)
     overlaps = open_ended_overlaps([distinct[s][1] for s in open_ended], [distinct[s][2] for s in open_ended])
