@@ -62,7 +62,7 @@ def parse_response(text: str) -> ParsedResponse:
     box_start = text.rfind(BOXED_OPEN)
     content = None if box_start == -1 else boxed_content(text, box_start)
     return ParsedResponse(first_reasoning(text), None if content is None else content.strip(),
-                          _format_problem(text, content))
+                          _format_problem(text, (box_start, content)))
 
 
 _UNREAD = object()
@@ -80,8 +80,8 @@ def format_problem(text: str) -> str | None:
     return _format_problem(text, _UNREAD)
 
 
-def _format_problem(text: str, last_box_content) -> str | None:
-    """``format_problem``; ``last_box_content`` is that of the last box when already read (``_UNREAD`` if not)."""
+def _format_problem(text: str, last_box) -> str | None:
+    """``format_problem``; ``last_box`` is (start, content) of the last box when already read, else ``_UNREAD``."""
     opens, closes = text.count(THINK_OPEN), text.count(THINK_CLOSE)
     if opens == 0 or closes == 0:
         return "missing_think"
@@ -100,11 +100,12 @@ def _format_problem(text: str, last_box_content) -> str | None:
         return "missing_boxed"
     if boxes > 1:
         return "several_boxed"
-    box_start = text.find(BOXED_OPEN)
+    # The only box is also the last one: it may have been read already.
+    box_start, content = (text.find(BOXED_OPEN), _UNREAD) if last_box is _UNREAD else last_box
     if box_start < end:
         return "boxed_inside_think"
-    # The only box is also the last one: its content may have been read already.
-    content = boxed_content(text, box_start) if last_box_content is _UNREAD else last_box_content
+    if content is _UNREAD:
+        content = boxed_content(text, box_start)
     if content is None:
         return "unbalanced_boxed"
     if not content.strip():
