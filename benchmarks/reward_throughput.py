@@ -11,8 +11,9 @@ distinct" every response has a unique answer, so that no answer can be shared: i
 sharing costs when it cannot help (each prompt's n rollouts still share their ground truth, as in
 every GRPO batch); in "converged VQA groups" each VQA prompt's rollouts repeat two responses, as
 late in training, where whole responses are shared. Both must agree on every score (to 1e-9), and ours in a batch must equal ours scored
-one response at a time exactly. Each side is timed as the fastest of ``--repeats`` runs, every run
-starting with empty caches.
+one response at a time exactly. Each side is timed in CPU seconds of the process (other jobs on a
+shared machine do not count) as the fastest of ``--repeats`` runs, the two sides interleaved,
+every run starting with empty caches.
 
     python benchmarks/reward_throughput.py            # 8,000 responses per workload (1,000 prompts x 8)
     python benchmarks/reward_throughput.py --prompts 100 --rollouts 8
@@ -119,9 +120,10 @@ def baseline_score(response: str, ground_truth: str) -> dict[str, float]:
 
 
 def timed(fn, *args):
-    start = time.perf_counter()
+    """(result, CPU seconds of this process): other jobs on a shared machine do not count."""
+    start = time.process_time()
     result = fn(*args)
-    return result, time.perf_counter() - start
+    return result, time.process_time() - start
 
 
 def clear_caches() -> None:
@@ -131,14 +133,16 @@ def clear_caches() -> None:
     _parse_ground_truth_text.cache_clear()
 
 
-def best_of(repeats: int, fn, *args):
-    """The fastest of ``repeats`` cold-cache runs (after one warm-up of the code paths)."""
-    fn(*(a[:64] if isinstance(a, list) else a for a in args))
-    runs = []
+def best_of(repeats: int, ours, baseline) -> tuple[tuple, tuple]:
+    """The fastest of ``repeats`` cold-cache runs of each, ours and the baseline's interleaved so
+    that both see the same machine (after one warm-up of each)."""
+    ours(), baseline()
+    runs: tuple[list, list] = ([], [])
     for _ in range(repeats):
-        clear_caches()
-        runs.append(timed(fn, *args))
-    return min(runs, key=lambda run: run[1])
+        for side, fn in zip(runs, (ours, baseline)):
+            clear_caches()
+            side.append(timed(fn))
+    return tuple(min(side, key=lambda run: run[1]) for side in runs)
 
 
 WORKLOADS = {  # name -> (share of report-generation prompts, kind of VQA group)
@@ -169,8 +173,9 @@ def run_workload(name: str, share: float, kind: str, args: argparse.Namespace) -
         for i, truth in enumerate(truths)
         for response in make_group(truth, rng, args.rollouts, kind, args.rollouts * i)
     ]
-    ours, ours_s = best_of(args.repeats, compute_score, inputs)
-    baseline, baseline_s = best_of(args.repeats, lambda: [baseline_score(i["response"], i["ground_truth"]) for i in inputs])
+    (ours, ours_s), (baseline, baseline_s) = best_of(
+        args.repeats, lambda: compute_score(inputs),
+        lambda: [baseline_score(i["response"], i["ground_truth"]) for i in inputs])
     worst = max(abs(a["overall"] - b["overall"]) for a, b in zip(ours, baseline))
     if worst > 1e-9:
         raise SystemExit(f"{name}: implementations disagree, max |overall difference| = {worst}")
@@ -200,8 +205,8 @@ def main() -> None:
     filler = " ".join(rng.choice(FINDINGS) for _ in range(3000))
     huge = f"<think>{filler[:50_000]} [10, 10, 100, 100]</think> \\boxed{{{filler[:50_000]}}}"
     huge_inputs = [{"response": huge, "response_length": 0, "ground_truth": huge_truth}]
-    _, huge_ours_s = best_of(args.repeats, compute_score, huge_inputs)
-    _, huge_baseline_s = best_of(args.repeats, baseline_score, huge, huge_truth)
+    (_, huge_ours_s), (_, huge_baseline_s) = best_of(
+        args.repeats, lambda: compute_score(huge_inputs), lambda: baseline_score(huge, huge_truth))
     label = f"one {len(huge) // 1000} KB report response (ms)"
     print(f"{label:58s} {1000 * huge_baseline_s:12.1f} {1000 * huge_ours_s:9.1f} {'':9s} "
           f"{huge_baseline_s / huge_ours_s:9.1f}x")
