@@ -51,4 +51,4 @@ def empty_output_message(path: Path) -> str:
             reason = payload.get("empty_outputs", {}).get(name, "no reason recorded")
             return (f"{path} has no rows: the data build in {build_dir} left {name} empty ({reason}; see "
                     f"{manifest}). Rebuild with the releases it lacks or other sizes before running this stage.")
-    return f"{path} has no rows (and no data-build manifest.json beside it says why)"
+    return f"{path} has no rows (no data-build manifest.json beside it lists it as an output)"
