@@ -145,7 +145,7 @@ def score_batch(
         for index, response, truth, _ in readable:
             results[index].update(upstream.score(response, truth, config.format_weight))
     else:
-        for (index, *_), response_terms in zip(readable, _paper_batch(readable, config)):
+        for (index, _, _, _), response_terms in zip(readable, _paper_batch(readable, config)):
             results[index].update(response_terms)
 
     # Each term is finite by construction (bounded scores, finite weights); a user's component may
