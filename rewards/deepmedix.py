@@ -102,7 +102,7 @@ class RewardConfig:
         ]
 
 
-_UNREAD = object()
+_UNREAD = object()  # a ground truth not yet read in this batch
 SCORE_KEYS = ("overall", "answer", "format", "coordinate", "grounding", "boxes", "out_of_frame", "invalid_ground_truth")
 
 
