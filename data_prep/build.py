@@ -499,6 +499,9 @@ def _build_locked(cfg: DictConfig) -> dict[str, Any]:
     }
     for name, rows in outputs.items():
         (write_parquet if name.endswith(".parquet") else write_jsonl)(out_dir / name, rows)
+    empty_outputs = empty_output_reasons(cfg, outputs, status)
+    for name, reason in empty_outputs.items():
+        log.warning("EMPTY OUTPUT %s: %s. Stages that read it will refuse it.", name, reason)
     update_dataset_info(out_dir, STAGE1_DATASET, dataset_info_entry("stage1/train.jsonl"))
     write_jsonl(out_dir / "skipped.jsonl", skips.rows)
     write_jsonl(out_dir / "warnings.jsonl", skips.warnings)
@@ -541,6 +544,7 @@ def _build_locked(cfg: DictConfig) -> dict[str, Any]:
                                      **({"local": local.report} if cfg.xraybench.mode == "local" else {})},
         },
         "warnings": warnings,
+        "empty_outputs": empty_outputs,
         "images": {"prepared": len(prepared), "resized_into_output": bool(cfg.images.resize)},
         "skipped": skips.counts(),
         "row_warnings": skips.counts(skips.warnings),
@@ -591,6 +595,37 @@ def mixture_report(
             "shortfalls": shortfalls, "warnings": warnings}
 
 
+# The split each output draws from, and the config key of its size.
+OUTPUT_DRAWS = {
+    "stage1/train.jsonl": ("train", "stage1.size"),
+    "grpo/train.parquet": ("train", "grpo.size"),
+    "grpo/val.parquet": ("validate", "grpo.val_size"),
+    "cold_start/candidates.parquet": ("train", "cold_start.candidates"),
+    "test/xraybench.jsonl": ("test", None),
+}
+
+
+def empty_output_reasons(cfg: DictConfig, outputs: dict[str, list], status: dict[str, str]) -> dict[str, str]:
+    """Why each output without rows has none, for the log and ``manifest.json`` (data_prep.outputs)."""
+    used = ", ".join(sorted(source for source, state in status.items() if state.startswith("used"))) or "none"
+    reasons = {}
+    for name, rows in outputs.items():
+        if rows:
+            continue
+        split, size_key = OUTPUT_DRAWS[name]
+        if name == "test/xraybench.jsonl" and cfg.xraybench.mode == "local":
+            reasons[name] = "the local XrayBench file has no items"
+            continue
+        if size_key and OmegaConf.select(cfg, size_key) == 0:
+            reasons[name] = f"{size_key}=0 asked for none"
+            continue
+        asked = f"{size_key}={OmegaConf.select(cfg, size_key)}" if size_key else (
+            f"XrayBench's composition at xraybench.scale={cfg.xraybench.scale}")
+        reasons[name] = (f"{asked} drew nothing: the releases used ({used}) have no {split}-split samples "
+                         "of the tasks it draws (see its shortfalls)")
+    return reasons
+
+
 def _parsed_counts(samples: list[Sample]) -> dict[str, dict[str, dict[str, int]]]:
     counts: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
     for sample in samples:
@@ -617,7 +652,10 @@ def main(cfg: DictConfig) -> None:
                     "by_task": {task: f"{t['achieved']}/{t['target']}" for task, t in entry["tasks"].items()}}
              for name, entry in manifest["outputs"].items() if "tasks" in entry}
     print(json.dumps({"out_dir": str(Path(cfg.out_dir).resolve()), "rows": rows, "sizes (achieved/target)": sizes,
-                      "warnings": manifest["warnings"], "skipped": manifest["skipped"]}, indent=2))
+                      "warnings": manifest["warnings"], "skipped": manifest["skipped"],
+                      "empty_outputs": manifest["empty_outputs"]}, indent=2))
+    for name, reason in manifest["empty_outputs"].items():
+        print(f"WARNING: {name} is EMPTY ({reason}); stages that read it will refuse it.", file=sys.stderr)
 
 
 if __name__ == "__main__":

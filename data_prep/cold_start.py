@@ -30,6 +30,7 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from data_prep.endpoint import CallCache, ChatEndpoint, EndpointConfig, RemoteEndpointRefused, image_part, public_url
+from data_prep.outputs import require_rows
 from data_prep.writers import dataset_info_entry, update_dataset_info, write_json, write_jsonl
 from rewards.boxes import BoxVerdict, judge_box, parse_boxes
 from rewards.components import closed_answer_score, multi_object_f1, open_ended_overlap
@@ -61,8 +62,10 @@ def load_candidates(data_dir: Path) -> list[Candidate]:
     path = data_dir / "cold_start" / "candidates.parquet"
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: run the data build (make data) first")
+    rows = pq.read_table(path).to_pylist()
+    require_rows(path, len(rows))
     candidates = []
-    for row in pq.read_table(path).to_pylist():
+    for row in rows:
         try:
             truth = parse_ground_truth(row["answer"])
         except GroundTruthError as error:

@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from data_prep.endpoint import public_url
+from data_prep.outputs import EmptyOutputError, require_rows
 from eval.jsonl import JsonlError, read_items
 from eval.model_cards import output_parser
 from eval.predictions import (PredictionsFileError, PredictionWriter, extract_answer, read_finished,
@@ -47,7 +48,7 @@ def load_items(path: Path, limit: int | None) -> list[dict[str, Any]]:
     content = read_items(path)
     content.refuse_bad("evaluation items")
     if not content.rows:
-        raise JsonlError(f"{path}: no evaluation items")
+        require_rows(path, 0)  # an empty test split: the error names the data build and why
     return content.rows[:limit] if limit else content.rows
 
 
@@ -290,7 +291,7 @@ def main(cfg: DictConfig) -> None:
             print(json.dumps(result, indent=2))
             if result.get("failed"):
                 raise SystemExit(f"{result['failed']} items got no reply (errors above); rerun to retry only them")
-    except (JsonlError, ConfigValueError) as error:  # bad input: a clear message, not a traceback
+    except (JsonlError, ConfigValueError, EmptyOutputError) as error:  # bad input: a clear message, not a traceback
         raise SystemExit(f"eval.infer: {error}") from None
 
 

@@ -37,7 +37,7 @@ class BoxVerdict(str, Enum):
 
 def parse_boxes(text: str) -> list[Box]:
     """Every box written in ``text``, in order of appearance (duplicates kept)."""
-    return [tuple(map(float, match)) for match in BOX_PATTERN.findall(text)]
+    return [(float(x1), float(y1), float(x2), float(y2)) for x1, y1, x2, y2 in BOX_PATTERN.findall(text)]
 
 
 def judge_box(box: Box, frame: Frame, max_area_fraction: float = MAX_BOX_AREA_FRACTION) -> BoxVerdict:

@@ -27,7 +27,11 @@ def multi_object_f1(answer: str | None, reference: tuple[str, ...]) -> float:
     """
     if answer is None:
         return 0.0
-    predicted, expected = answer_items(answer), answer_items(list(reference))
+    return items_f1(answer_items(answer), answer_items(list(reference)))
+
+
+def items_f1(predicted: frozenset[str], expected: frozenset[str]) -> float:
+    """``multi_object_f1`` of already normalised item sets."""
     if not predicted and not expected:
         return 1.0
     matched = len(predicted & expected)
@@ -53,20 +57,52 @@ def open_ended_overlap(answer: str | None, reference: str) -> float:
 
 
 def answer_scores(answers: list[str | None], truths: list[GroundTruth]) -> list[float]:
-    """Unweighted answer scores in [0, 1] by task (eq. 4 without the factor 1.5), for a batch."""
-    scores = [0.0] * len(answers)
+    """Unweighted answer scores in [0, 1] by task (eq. 4 without the factor 1.5), for a batch.
+
+    Each distinct (task, answer, reference) of the batch is scored once: a GRPO batch holds n
+    rollouts of every prompt, so references repeat n times and short VQA answers ("yes", "no", a
+    few organs) repeat across a group. What is shared lives for this call only.
+    """
+    slot_of: dict[tuple, int] = {}
+    distinct: list[tuple[str, str | None, str | tuple[str, ...]]] = []
+    slots = []
+    for answer, truth in zip(answers, truths, strict=True):
+        key = (truth.task, answer, truth.answer)
+        slot = slot_of.get(key)
+        if slot is None:
+            slot = slot_of[key] = len(distinct)
+            distinct.append(key)
+        slots.append(slot)
+    normalized: dict[str, str] = {}  # each text normalised once: answers and references repeat
+    items: dict[str | tuple[str, ...], frozenset[str]] = {}
+
+    def normal(text: str) -> str:
+        value = normalized.get(text)
+        if value is None:
+            value = normalized[text] = normalize_answer(text)
+        return value
+
+    def item_set(answer: str | tuple[str, ...]) -> frozenset[str]:
+        value = items.get(answer)
+        if value is None:
+            value = items[answer] = answer_items(answer if isinstance(answer, str) else list(answer))
+        return value
+
+    scores = [0.0] * len(distinct)
     open_ended = []
-    for index, (answer, truth) in enumerate(zip(answers, truths)):
-        if truth.task == "closed":
-            scores[index] = closed_answer_score(answer, truth.answer)
-        elif truth.task == "multi_object":
-            scores[index] = multi_object_f1(answer, truth.answer)
+    for slot, (task, answer, reference) in enumerate(distinct):
+        if answer is None:
+            continue  # no boxed answer: 0 (closed_answer_score, multi_object_f1, the overlap alike)
+        if task == "closed":
+            scores[slot] = 1.0 if normal(answer) == normal(reference) else 0.0  # closed_answer_score
+        elif task == "multi_object":
+            scores[slot] = items_f1(item_set(answer), item_set(reference))  # multi_object_f1
         else:
-            open_ended.append(index)
-    overlaps = open_ended_overlaps([answers[i] for i in open_ended], [truths[i].answer for i in open_ended])
-    for index, overlap in zip(open_ended, overlaps):
-        scores[index] = overlap
-    return scores
+            open_ended.append(slot)
+    overlaps = open_ended_overlaps([distinct[s][1] for s in open_ended], [distinct[s][2] for s in open_ended])
+    for slot, overlap in zip(open_ended, overlaps):
+        scores[slot] = overlap
+    return [scores[slot] for slot in slots]
 
 
 def answer_score(answer: str | None, truth: GroundTruth) -> float:
@@ -78,15 +114,20 @@ def format_score(response: str) -> float:
     return 0.0 if format_problem(response) else 1.0
 
 
+_VALID, _OUTSIDE_FRAME = BoxVerdict.VALID, BoxVerdict.OUTSIDE_FRAME
+
+
 def judge_reasoning_boxes(reasoning: str, frame: Frame) -> tuple[tuple[Box, ...], bool]:
     """(distinct valid boxes in order of appearance, whether any box leaves the frame)."""
+    if "[" not in reasoning:  # no box written: nothing to parse
+        return (), False
     valid: dict[Box, None] = {}
     left_frame = False
     for box in parse_boxes(reasoning):
         verdict = judge_box(box, frame)
-        if verdict is BoxVerdict.VALID:
+        if verdict is _VALID:
             valid.setdefault(box)
-        elif verdict is BoxVerdict.OUTSIDE_FRAME:
+        elif verdict is _OUTSIDE_FRAME:
             left_frame = True
     return tuple(valid), left_frame
 

@@ -20,11 +20,12 @@ from dataclasses import dataclass, field, fields
 from collections.abc import Mapping
 from typing import Any, Callable
 
-from rewards.components import answer_scores, coordinate_score, format_score, grounding_score, judge_reasoning_boxes
+from rewards.boxes import Box
+from rewards.components import answer_scores, coordinate_score, grounding_score, judge_reasoning_boxes
 from rewards.frame import Frame
 from rewards.ground_truth import GroundTruth, GroundTruthError, parse_ground_truth
 from rewards.registry import ComponentFn, RewardResolutionError, resolve_component
-from rewards.response import first_reasoning, last_boxed
+from rewards.response import ParsedResponse, parse_response
 
 PRESETS = ("paper", "upstream")
 
@@ -115,6 +116,7 @@ class RewardConfig:
         ]
 
 
+_UNREAD = object()  # a ground truth not yet read in this batch
 SCORE_KEYS = ("overall", "answer", "format", "coordinate", "grounding", "boxes", "out_of_frame", "invalid_ground_truth")
 
 
@@ -135,34 +137,42 @@ def score_batch(
     extras = config.components() if extras is None else extras
     keys = SCORE_KEYS + tuple(key for key, _, _ in extras)
     results = [dict.fromkeys(keys, 0.0) for _ in responses]
-    readable = []  # (index, response text, ground truth)
+    readable = []  # (index, response text, ground truth, ground truth as given)
+    truth_of: dict[str, GroundTruth | None] = {}  # this batch's ground truths: n rollouts share one
     for index, (response, raw_truth) in enumerate(zip(responses, ground_truths, strict=True)):
-        try:
-            truth = parse_ground_truth(raw_truth)
-        except GroundTruthError:
+        truth = truth_of.get(raw_truth, _UNREAD) if isinstance(raw_truth, str) else _UNREAD
+        if truth is _UNREAD:
+            try:
+                truth = parse_ground_truth(raw_truth)
+            except GroundTruthError:
+                truth = None
+            if isinstance(raw_truth, str):
+                truth_of[raw_truth] = truth
+        if truth is None:
             results[index]["invalid_ground_truth"] = 1.0
             continue
-        readable.append((index, response if isinstance(response, str) else "", truth))
+        readable.append((index, response if isinstance(response, str) else "", truth, raw_truth))
 
     if config.preset == "upstream":
         from rewards import upstream  # nltk and rouge-score load only for this preset
 
-        for index, response, truth in readable:
+        for index, response, truth, _ in readable:
             results[index].update(upstream.score(response, truth, config.format_weight))
     else:
-        raw_answers = answer_scores([last_boxed(r) for _, r, _ in readable], [t for _, _, t in readable])
-        for (index, response, truth), raw_answer in zip(readable, raw_answers):
-            results[index].update(_paper_terms(response, truth, raw_answer, config))
+        for (index, _, _, _), response_terms in zip(readable, _paper_batch(readable, config)):
+            results[index].update(response_terms)
 
     # Each term is finite by construction (bounded scores, finite weights); a user's component may
     # not be, and huge weights could overflow the sum, so those are guarded before EasyR1 logs them.
-    for index, response, truth in readable:
+    for index, response, truth, _ in readable:
         for key, function, weight in extras:
             value = _finite(function(response, truth))
             results[index][key] = value
             results[index]["overall"] += weight * value
     for result in results:
-        result["overall"] = _finite(result["overall"])
+        overall = result["overall"]
+        if type(overall) is not float or not math.isfinite(overall):
+            result["overall"] = _finite(overall)
     return results
 
 
@@ -170,11 +180,41 @@ def score_response(response: Any, ground_truth: Any, config: RewardConfig, extra
     return score_batch([response], [ground_truth], config, extras)[0]
 
 
-def _paper_terms(response: str, truth: GroundTruth, raw_answer: float, config: RewardConfig) -> dict[str, float]:
-    frame = truth.frame or Frame(config.default_frame, config.default_frame)
-    boxes, left_frame = judge_reasoning_boxes(first_reasoning(response), frame)
+def _paper_batch(readable: list[tuple[int, str, GroundTruth, str]], config: RewardConfig) -> list[dict[str, float]]:
+    """The paper's terms for each (index, response, ground truth, raw ground truth) of a batch.
+
+    A GRPO batch holds n rollouts per prompt: an identical (response, ground truth) is scored once,
+    and ``answer_scores`` scores each distinct (answer, reference) once, since short VQA answers
+    repeat across a group. What is shared lives for this call only: no memory grows over a run.
+    """
+    slot_of: dict[tuple[str, str], int] = {}
+    distinct: list[tuple[str, GroundTruth]] = []
+    slots = []
+    for _, response, truth, raw_truth in readable:
+        key = (response, raw_truth)
+        slot = slot_of.get(key)
+        if slot is None:
+            slot = slot_of[key] = len(distinct)
+            distinct.append((response, truth))
+        slots.append(slot)
+    parts = [parse_response(response) for response, _ in distinct]
+    raw_answers = answer_scores([part.answer for part in parts], [truth for _, truth in distinct])
+    default_frame = Frame(config.default_frame, config.default_frame)
+    terms = [
+        _paper_terms(part, judge_reasoning_boxes(part.reasoning, truth.frame or default_frame), truth, raw_answer,
+                     config)
+        for part, (_, truth), raw_answer in zip(parts, distinct, raw_answers)
+    ]
+    return [terms[slot] for slot in slots]
+
+
+def _paper_terms(
+    part: ParsedResponse, boxes_and_exit: tuple[tuple[Box, ...], bool], truth: GroundTruth, raw_answer: float,
+    config: RewardConfig,
+) -> dict[str, float]:
+    boxes, left_frame = boxes_and_exit
     answer = config.answer_weight * raw_answer
-    form = format_score(response)
+    form = 0.0 if part.format_problem else 1.0  # eq. 6, as components.format_score
     coordinate = coordinate_score(
         len(boxes), left_frame, config.coordinate_per_box, config.coordinate_cap, config.out_of_frame_penalty
     )

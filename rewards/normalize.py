@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from functools import lru_cache
 
 _WHITESPACE = re.compile(r"\s+")
 _EDGE_PUNCTUATION = " \t\n.,;:!?\"'`()[]{}"
@@ -33,7 +32,6 @@ LIST_SEPARATOR = "|"  # the released reward splits list answers on it (rewards/u
 EMPTY_LIST = "none"
 
 
-@lru_cache(maxsize=65536)  # GRPO groups repeat the reference and short answers ("yes", "no") endlessly
 def normalize_answer(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).lower()
     text = _WHITESPACE.sub(" ", text).strip(_EDGE_PUNCTUATION)

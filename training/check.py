@@ -30,6 +30,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from data_prep.outputs import EmptyOutputError, require_rows
 from rewards.registry import RewardResolutionError, load_module_from_file
 
 LLAMAFACTORY_STAGES = {"pt", "sft", "rm", "ppo", "dpo", "kto"}
@@ -212,6 +213,7 @@ def easyr1_problems(config: dict[str, Any], frame: DictConfig | None = None, pro
     fmt = data.get("format_prompt")
     if not fmt or not Path(fmt).is_file():
         problems.append(f"data.format_prompt {fmt!r} does not exist (EasyR1 would silently train without it)")
+    problems += empty_data_problems([data.get("train_files"), data.get("val_files")])
     problems += reward_problems(reward)
     return problems
 
@@ -402,6 +404,7 @@ def sft_dataset_problems(config: dict[str, Any], produced_datasets: dict[str, st
     info = json.loads(info_path.read_text()) if info_path.exists() else None
     for name in (part.strip() for part in str(config.get("dataset", "")).split(",")):
         if info is not None and name in info and (info_path.parent / info[name]["file_name"]).exists():
+            problems += empty_data_problems([str(info_path.parent / info[name]["file_name"])])
             continue
         if name in produced_datasets:
             if notes is not None:
@@ -412,6 +415,19 @@ def sft_dataset_problems(config: dict[str, Any], produced_datasets: dict[str, st
             problems.append(f"dataset {name!r} is not in {info_path} (has {sorted(info)})")
         else:
             problems.append(f"dataset {name!r}: {info[name]['file_name']} does not exist")
+    return problems
+
+
+def empty_data_problems(paths: list[str | None]) -> list[str]:
+    """Data files that exist but hold no rows (a data build left them empty): refused before launch,
+    with the build's reason (data_prep.outputs), instead of failing inside the trainer."""
+    problems = []
+    for path in paths:
+        if path and Path(path).is_file():
+            try:
+                require_rows(Path(path))
+            except EmptyOutputError as error:
+                problems.append(str(error))
     return problems
 
 

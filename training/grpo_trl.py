@@ -45,6 +45,7 @@ from typing import Any
 import jinja2
 from omegaconf import OmegaConf
 
+from data_prep.outputs import require_rows
 from rewards.frame import VISION_TOKENS
 from rewards.settings import config_bool
 
@@ -67,7 +68,9 @@ def load_dataset(config: dict[str, Any]):
         template = jinja2.Template(Path(data["format_prompt"]).read_text(encoding="utf-8").strip())
     image_dir = Path(data.get("image_dir") or ".")
     rows = []
-    for row in pq.read_table(data["train_files"]).to_pylist():
+    table = pq.read_table(data["train_files"])
+    require_rows(Path(data["train_files"]), table.num_rows)
+    for row in table.to_pylist():
         prompt = row[data.get("prompt_key", "prompt")]
         if template is not None:
             prompt = template.render(content=prompt)

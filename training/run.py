@@ -124,6 +124,13 @@ def stage_data(cfg: DictConfig) -> None:
         f"frame.min_pixels={cfg.frame.min_pixels}", f"frame.max_pixels={cfg.frame.max_pixels}",
         *as_overrides(cfg.data.overrides),
     ], cfg)
+    manifest = Path(absolute(cfg.data_dir)) / "manifest.json"
+    empty = json.loads(manifest.read_text(encoding="utf-8")).get("empty_outputs") or {}
+    if empty and cfg.stage == "all":  # the chain reads every output: stop now, not after hours of stage 1
+        raise StageFailed("data: the build left " + "; ".join(f"{name} empty ({why})" for name, why in empty.items())
+                          + f"; the full chain needs every output (see {manifest})")
+    for name, why in empty.items():
+        say(f"data: WARNING {name} is empty ({why}); stages that read it will refuse it")
 
 
 def stage_cold_start(cfg: DictConfig) -> dict:

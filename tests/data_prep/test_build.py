@@ -288,3 +288,45 @@ def test_cold_start_candidates_never_overlap_grpo(built):
     assert candidates and not ({r["sample_id"] for r in candidates} & grpo)
     assert all(ground_truth_problem(r["answer"], allow_plain=False) is None for r in candidates)
     assert manifest["outputs"]["cold_start/candidates.parquet"]["rows"] == len(candidates)
+
+
+def test_a_complete_build_has_no_empty_output(built):
+    out, manifest = built
+    assert manifest["empty_outputs"] == {}
+    assert json.loads((out / "manifest.json").read_text())["empty_outputs"] == {}
+
+
+def test_empty_outputs_are_flagged_and_refused_by_the_stages_that_read_them(releases, tmp_path, make_config, caplog):
+    """Open-I alone, all of it in the training split and all of that taken by GRPO: every other
+    output comes out empty. The build says so; each stage that reads one refuses it, naming the build."""
+    import logging
+
+    from omegaconf import OmegaConf
+
+    from data_prep.cold_start import load_candidates
+    from data_prep.outputs import EmptyOutputError
+    from eval.infer import infer
+    from training.check import empty_data_problems
+
+    partial, out = tmp_path / "partial", tmp_path / "out"
+    shutil.copytree(releases[0] / "openi", partial / "openi")
+    with caplog.at_level(logging.WARNING, logger="data_prep.build"):
+        manifest = build(make_config(partial, out, "openi.test_fraction=0.0", "openi.validate_fraction=0.0",
+                                     "grpo.size=100000", "allow_empty=[openi/test]"))
+    empty = {"stage1/train.jsonl", "grpo/val.parquet", "cold_start/candidates.parquet", "test/xraybench.jsonl"}
+    assert set(manifest["empty_outputs"]) == empty and manifest["outputs"]["grpo/train.parquet"]["rows"] > 0
+    assert json.loads((out / "manifest.json").read_text())["empty_outputs"] == manifest["empty_outputs"]
+    assert "grpo.val_size=10 drew nothing" in manifest["empty_outputs"]["grpo/val.parquet"]
+    assert "(openi)" in manifest["empty_outputs"]["test/xraybench.jsonl"]
+    assert all(f"EMPTY OUTPUT {name}" in caplog.text for name in empty)
+
+    with pytest.raises(EmptyOutputError, match=f"data build in {re.escape(str(out))} left cold_start/candidates"):
+        load_candidates(out)
+    items = OmegaConf.create({"items_file": str(out / "test" / "xraybench.jsonl"), "out": str(tmp_path / "p.jsonl"),
+                              "shard": 0, "shards": 1, "image_root": None, "limit": None})
+    with pytest.raises(EmptyOutputError, match="left test/xraybench.jsonl empty .*XrayBench's composition"):
+        infer(items)
+    problems = empty_data_problems([str(out / "grpo" / "train.parquet"), str(out / "grpo" / "val.parquet"),
+                                    str(out / "stage1" / "train.jsonl")])
+    assert len(problems) == 2 and "left grpo/val.parquet empty" in problems[0] and str(out) in problems[0]
+    assert "left stage1/train.jsonl empty" in problems[1]
