@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from data_prep.endpoint import CallCache, ChatEndpoint, EndpointConfig, image_part
+from data_prep.endpoint import CallCache, ChatEndpoint, EndpointConfig, EndpointUnavailable, image_part, preflight
 from data_prep.writers import dataset_info_entry, update_dataset_info, write_json, write_jsonl
 from rewards.boxes import BoxVerdict, judge_box, parse_boxes
 from rewards.components import closed_answer_score, multi_object_f1, open_ended_overlap
@@ -201,6 +201,10 @@ def synthesize(cfg: DictConfig) -> dict[str, Any]:
     offline = cfg.teacher.kind == "offline"
     if cfg.teacher.kind not in ("endpoint", "offline"):
         raise ValueError(f"teacher.kind must be 'endpoint' or 'offline', got {cfg.teacher.kind!r}")
+    if not offline:  # seconds, not hours of retried requests, when no teacher is listening
+        preflight(endpoint_config(cfg.teacher))
+    if cfg.verifier.enabled:
+        preflight(endpoint_config(cfg.verifier))
     teacher = None if offline else ChatEndpoint(endpoint_config(cfg.teacher), cache)
     verifier = ChatEndpoint(endpoint_config(cfg.verifier), cache) if cfg.verifier.enabled else None
     verifier_template = load_template(cfg.prompts.verifier) if verifier else None
@@ -278,7 +282,12 @@ def synthesize(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(config_path=str(RECIPES / "data"), config_name="cold_start", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    print(json.dumps(synthesize(cfg), indent=2))
+    try:
+        report = synthesize(cfg)
+    except EndpointUnavailable as error:
+        log.error("cold start stopped: %s", error)
+        raise SystemExit(f"cold start stopped: {error}") from None
+    print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

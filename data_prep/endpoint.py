@@ -35,6 +35,10 @@ class RemoteEndpointRefused(ValueError):
     """A non-local endpoint without the explicit opt-in."""
 
 
+class EndpointUnavailable(RuntimeError):
+    """The endpoint does not answer (pre-flight), or stopped answering (consecutive connection failures)."""
+
+
 @dataclass(frozen=True)
 class EndpointConfig:
     base_url: str = "http://127.0.0.1:8000/v1"
@@ -46,6 +50,7 @@ class EndpointConfig:
     timeout_s: float = 120.0
     max_retries: int = 4
     concurrency: int = 8
+    max_consecutive_failures: int = 16  # connection failures in a row (after retries) that stop the run
 
 
 def is_local(base_url: str) -> bool:
@@ -68,6 +73,34 @@ def check_endpoint_policy(config: EndpointConfig) -> None:
             "locally (e.g. `vllm serve ... --host 127.0.0.1`), or, if your data use agreement allows "
             "this endpoint, set allow_remote_endpoint=true explicitly."
         )
+
+
+def preflight(config: EndpointConfig, timeout_s: float = 10.0) -> list[str]:
+    """Ask ``<base_url>/models`` once: fail in seconds, naming the URL, instead of after thousands of
+    retried requests; and check that the configured model is the one served. Returns the served ids."""
+    check_endpoint_policy(config)
+    import httpx
+
+    url = config.base_url.rstrip("/") + "/models"
+    key = os.environ.get(config.api_key_env)
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    try:
+        with httpx.Client(trust_env=not is_local(config.base_url), timeout=timeout_s) as client:
+            response = client.get(url, headers=headers)
+    except httpx.HTTPError as error:
+        raise EndpointUnavailable(
+            f"no OpenAI-compatible server answers at {url} ({type(error).__name__}). Start one (e.g. `make serve-teacher` "
+            f"or `vllm serve {config.model} --host 127.0.0.1 --port 8000`), or let the cold-start stage serve it: "
+            "SERVE_TEACHER=1 (cold_start.serve.enabled=true)") from None
+    if response.status_code != 200:
+        raise EndpointUnavailable(f"{url} answered HTTP {response.status_code}; expected the list of served models")
+    try:
+        served = [str(item["id"]) for item in response.json()["data"]]
+    except (ValueError, KeyError, TypeError):
+        raise EndpointUnavailable(f"{url} did not answer with an OpenAI model list") from None
+    if config.model not in served:
+        raise EndpointUnavailable(f"{url} serves {served}, not the configured model {config.model!r}")
+    return served
 
 
 def image_part(path: Path) -> dict[str, Any]:
@@ -133,6 +166,7 @@ class ChatEndpoint:
             http_client=http_client,
         )
         self.calls_made = 0  # requests sent (cache misses), for reports and tests
+        self.consecutive_failures = 0  # connection failures in a row, reset by any answer
         self._count_lock = threading.Lock()
 
     def payload(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
@@ -152,18 +186,33 @@ class ChatEndpoint:
         import openai
 
         with self._count_lock:
+            if self.consecutive_failures >= self.config.max_consecutive_failures:
+                raise EndpointUnavailable(self._down_message())
             self.calls_made += 1
         try:
             response = self.client.chat.completions.create(**payload)
             content = response.choices[0].message.content if response.choices else None
+        except openai.APIConnectionError as error:  # unreachable or timed out, after the client's own retries
+            with self._count_lock:
+                self.consecutive_failures += 1
+            return CallResult(None, cached=False, error=f"{type(error).__name__}: {str(error)[:200]}")
         except openai.OpenAIError as error:  # after the client's own retries
+            with self._count_lock:
+                self.consecutive_failures = 0  # the server answered
             return CallResult(None, cached=False, error=f"{type(error).__name__}: {str(error)[:200]}")
         except (AttributeError, IndexError, TypeError, ValueError) as error:  # a malformed reply
             return CallResult(None, cached=False, error=f"malformed_reply: {error}")
+        with self._count_lock:
+            self.consecutive_failures = 0
         if not isinstance(content, str):
             return CallResult(None, cached=False, error="malformed_reply: no message content")
         self.cache.put(key, content, self.config.model)
         return CallResult(content, cached=False)
+
+    def _down_message(self) -> str:
+        return (f"{self.config.base_url} failed {self.consecutive_failures} requests in a row with connection errors "
+                f"(max_consecutive_failures={self.config.max_consecutive_failures}): the server is down; stopping. "
+                "Answers so far are cached: a rerun resumes")
 
     def complete_all(
         self, conversations: list[list[dict[str, Any]]], progress: Callable[[], None] | None = None
