@@ -5,7 +5,8 @@ site-packages, its own ``bin``) with the real ``llamafactory-cli`` (LLaMA-Factor
 decides whether and how to call torchrun), a fake ``torchrun`` and a fake ``vllm`` that record their
 argv, environment and config; ``tests/training/fake_node`` goes on ``PYTHONPATH``, so every child
 process sees ``gpus`` fake CUDA devices (``sitecustomize``), a fake ``verl.trainer.main`` and a fake
-``ray``. ``activate(monkeypatch)`` makes ``training.run`` in this process launch through it.
+``ray``. With ``real_launcher=False`` a shell stand-in builds torchrun's command line as the
+launcher does (for tests of resume and force, seconds instead of a minute). ``activate(monkeypatch)`` makes ``training.run`` in this process launch through it.
 """
 
 import json
@@ -19,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class SimulatedNode:
-    def __init__(self, tmp: Path, gpus: int):
+    def __init__(self, tmp: Path, gpus: int, real_launcher: bool = True):
         self.gpus, self.log = gpus, tmp / "node.jsonl"
         self.env = tmp / "env"
         bin_dir = self.env / "bin"
@@ -32,8 +33,13 @@ class SimulatedNode:
         if not self.python.exists():
             self.python.symlink_to(sys.executable)
         real_cli = Path(sys.executable).with_name("llamafactory-cli")
-        if not (bin_dir / "llamafactory-cli").exists():
+        if real_launcher:
             (bin_dir / "llamafactory-cli").symlink_to(real_cli)
+        else:  # tests of what happens around a launch: torchrun's argv as LLaMA-Factory's launcher builds it
+            (bin_dir / "llamafactory-cli").write_text(
+                '#!/bin/bash\nexec torchrun --nnodes "$NNODES" --node_rank "$NODE_RANK" --nproc_per_node '
+                '"$NPROC_PER_NODE" launcher.py "$@"\n')
+            (bin_dir / "llamafactory-cli").chmod(0o755)
         for name in ("torchrun", "vllm"):  # run by this node's interpreter
             text = (FAKES / name).read_text().split("\n", 1)[1]
             (bin_dir / name).write_text(f"#!{self.python}\n{text}")

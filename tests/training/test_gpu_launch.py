@@ -18,8 +18,8 @@ from training.llamafactory_parser import close_shared
 def node_factory(tmp_path, monkeypatch):
     close_shared()
 
-    def make(gpus: int) -> SimulatedNode:
-        node = SimulatedNode(tmp_path, gpus)
+    def make(gpus: int, real_launcher: bool = True) -> SimulatedNode:
+        node = SimulatedNode(tmp_path, gpus, real_launcher)
         node.activate(monkeypatch)
         return node
 
@@ -98,10 +98,13 @@ def test_two_nodes_rank0_launches_only_when_rank1_sees_the_run_folder(node_facto
     common = ("launch.nnodes=2", "launch.master_addr=10.0.0.1", "launch.master_port=29555",
               "launch.ack_timeout_s=120", "launch.follow_timeout_s=120")
     errors = []
+    follower_cfg = compose_run("default", f"run_dir={tmp_path / 'run'}", "stage=follow", "launch.node_rank=1", *common)
 
     def follower():
+        from training.run import run
+
         try:
-            run_stage(compose_run, tmp_path / "run", "stage=follow", "launch.node_rank=1", *common)
+            run(follower_cfg)
         except Exception as error:  # noqa: BLE001 - reported by the main thread
             errors.append(error)
 
@@ -121,12 +124,16 @@ def test_two_nodes_rank0_launches_only_when_rank1_sees_the_run_folder(node_facto
     assert not list((tmp_path / "run" / "launch").glob("*.ticket.json"))  # closed after each stage
 
 
-def test_rank0_stops_naming_the_shared_filesystem_when_no_other_rank_answers(node_factory, compose_run, tmp_path):
+def test_rank0_stops_naming_the_shared_filesystem_when_no_other_rank_answers(node_factory, compose_run, tmp_path,
+                                                                           monkeypatch):
+    from training import check
     from training.run import StageFailed
 
-    node_factory(8)
+    monkeypatch.setattr(check, "sft_problems", lambda *args, **kwargs: [])  # parsed for real elsewhere
+    node = node_factory(8, real_launcher=False)
     with pytest.raises(StageFailed, match="did not acknowledge.*shared filesystem is required"):
         run_stage(compose_run, tmp_path / "run", "stage=stage1", "launch.nnodes=2", "launch.ack_timeout_s=2")
+    assert not node.events("torchrun")  # nothing was launched
 
 
 @pytest.mark.parametrize("stage", ["all", "data", "cold_start", "stage3", "eval"])
@@ -147,9 +154,11 @@ def test_a_follower_ignores_a_stale_ticket(compose_run, tmp_path):
 
 
 def test_a_crashed_sft_stage_resumes_and_force_starts_fresh(node_factory, compose_run, tmp_path, monkeypatch):
+    from training import check
     from training.run import StageFailed
 
-    node = node_factory(8)
+    monkeypatch.setattr(check, "sft_problems", lambda *args, **kwargs: [])  # parsed for real elsewhere
+    node = node_factory(8, real_launcher=False)
     run_dir = tmp_path / "run"
     monkeypatch.setenv("FAKE_CRASH_AFTER_STEP", "500")
     with pytest.raises(StageFailed, match="stage stage1 failed"):
