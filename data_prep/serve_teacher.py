@@ -66,6 +66,8 @@ def served_teacher(config: EndpointConfig, gpus: str, extra: list[str] = (), sta
         raise ValueError(f"{config.base_url} already answers; stop that server or leave cold_start.serve off")
     command = vllm_command(config, gpus, list(extra))
     print(f"[serve_teacher] {' '.join(command)} (CUDA_VISIBLE_DEVICES={gpus})", flush=True)
+    if log:
+        Path(log).parent.mkdir(parents=True, exist_ok=True)
     output = open(log, "a", encoding="utf-8") if log else None  # noqa: SIM115 - closed below
     process = subprocess.Popen(command, env={**os.environ, "CUDA_VISIBLE_DEVICES": gpus}, stdout=output,
                                stderr=subprocess.STDOUT if output else None, start_new_session=True)

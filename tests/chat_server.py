@@ -12,16 +12,26 @@ class _Server(ThreadingHTTPServer):
 
 
 class FakeChatServer:
-    """Speaks POST /v1/chat/completions. ``behave(prompt_text, attempt) -> (status, body, delay_s, headers)``."""
+    """Speaks POST /v1/chat/completions. ``behave(prompt_text, attempt) -> (status, body, delay_s, headers)``;
+    GET /v1/models lists ``models`` (what a pre-flight asks)."""
 
-    def __init__(self, behave):
+    def __init__(self, behave, models=("fake-teacher", "fake-verifier")):
         self.behave, self.requests, self.authorizations = behave, [], set()
+        self.models = list(models)
         self.lock = threading.Lock()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args):
                 pass
+
+            def do_GET(self):
+                payload = json.dumps({"object": "list", "data": [{"id": m, "object": "model"} for m in server.models]})
+                self.send_response(200 if self.path == "/v1/models" else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload.encode())
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))

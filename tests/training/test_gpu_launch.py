@@ -260,3 +260,26 @@ def test_easyr1_launcher_refuses_ray_nodes_that_do_not_share_the_run_folder(tmp_
     easyr1_launch.install(fake_ray)
     with pytest.raises(SystemExit, match=r"\['10.0.0.2'\] do not see .*shared by every node"):
         fake_ray.init()
+
+
+def test_the_cold_start_stage_runs_while_its_teacher_is_served(node_factory, compose_run, tmp_path, monkeypatch):
+    import socket
+
+    import training.run as run_module
+    from data_prep.endpoint import EndpointConfig, EndpointUnavailable, preflight
+
+    node = node_factory(8)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+    seen = []
+    monkeypatch.setattr(run_module, "synthesize_traces",
+                        lambda cfg: seen.append(preflight(EndpointConfig(base_url=url, model="big-teacher"))) or {})
+    cfg = compose_run("default", f"run_dir={tmp_path / 'run'}", "cold_start.serve.enabled=true",
+                      "cold_start.serve.gpus='0,1'", "cold_start.serve.startup_timeout_s=60",
+                      f"cold_start.overrides=['teacher.base_url={url}','teacher.model=big-teacher']")
+    run_module.stage_cold_start(cfg)
+    assert seen == [["big-teacher"]]
+    assert node.events("vllm")[0]["env"]["CUDA_VISIBLE_DEVICES"] == "0,1"
+    with pytest.raises(EndpointUnavailable):
+        preflight(EndpointConfig(base_url=url, model="big-teacher"))  # stopped again: the GPUs are free for stage 2
