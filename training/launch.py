@@ -58,6 +58,22 @@ def uses_torchrun(cfg: DictConfig, deepspeed: bool) -> bool:
     return nnodes > 1 or gpus > 1 or (deepspeed and gpus >= 1)
 
 
+def visible_gpus() -> int | None:
+    """GPUs this node offers, without touching CUDA: CUDA_VISIBLE_DEVICES, else ``nvidia-smi -L``; None if unknown."""
+    mask = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if mask is not None:
+        return len([device for device in mask.split(",") if device.strip()])
+    if shutil.which("nvidia-smi") is None:
+        return None
+    import subprocess
+
+    try:
+        listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return sum(1 for line in listing.splitlines() if line.startswith("GPU "))
+
+
 def llamafactory_env(cfg: DictConfig, deepspeed: bool) -> dict[str, str]:
     """torchrun settings for ``llamafactory-cli train`` (empty: one plain process, as on CPU)."""
     launch = cfg.launch
@@ -68,6 +84,10 @@ def llamafactory_env(cfg: DictConfig, deepspeed: bool) -> dict[str, str]:
         raise LaunchError(f"launch.node_rank={launch.node_rank} is not in 0..{nnodes - 1} (launch.nnodes={nnodes})")
     if not uses_torchrun(cfg, deepspeed):
         return {}
+    seen = visible_gpus()
+    if seen is not None and seen < gpus:  # torchrun would start more processes than there are GPUs
+        raise LaunchError(f"launch.gpus_per_node={gpus} but this node shows {seen} GPU(s) (CUDA_VISIBLE_DEVICES / "
+                          f"nvidia-smi): set GPUS_PER_NODE={seen} (launch.gpus_per_node={seen})")
     env = {"FORCE_TORCHRUN": "1", "NPROC_PER_NODE": str(gpus), "NNODES": str(nnodes), "NODE_RANK": str(launch.node_rank)}
     if nnodes > 1:  # one rendezvous for every node; a single node lets LLaMA-Factory pick a free port
         env.update({"MASTER_ADDR": str(launch.master_addr), "MASTER_PORT": str(launch.master_port)})

@@ -49,6 +49,7 @@ class SimulatedNode:
     def activate(self, monkeypatch) -> None:
         monkeypatch.setattr(sys, "executable", str(self.python))
         monkeypatch.setenv("FAKE_GPU_COUNT", str(self.gpus))
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", ",".join(str(i) for i in range(self.gpus)))  # as SLURM sets it
         monkeypatch.setenv("FAKE_NODE_LOG", str(self.log))
         monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(FAKES), str(ROOT), os.environ.get("PYTHONPATH", "")]))
         monkeypatch.delenv("WANDB_MODE", raising=False)

@@ -283,3 +283,51 @@ def test_the_cold_start_stage_runs_while_its_teacher_is_served(node_factory, com
     assert node.events("vllm")[0]["env"]["CUDA_VISIBLE_DEVICES"] == "0,1"
     with pytest.raises(EndpointUnavailable):
         preflight(EndpointConfig(base_url=url, model="big-teacher"))  # stopped again: the GPUs are free for stage 2
+
+
+def test_the_model_merger_is_fetched_at_the_pinned_commit_and_checked(tmp_path, monkeypatch):
+    import io
+    import urllib.request
+
+    from omegaconf import OmegaConf
+
+    import training.run as run_module
+
+    vendored = ROOT.parent / "shared" / "vendor" / "easyr1-b44b311" / "scripts" / "model_merger.py"
+    if not vendored.exists():
+        pytest.skip("the pinned EasyR1 sources are not beside the repository")
+    monkeypatch.setattr(run_module, "ROOT", tmp_path / "repo")  # no checkout, no vendored copy, empty cache
+    cfg = OmegaConf.create({"launch": {"easyr1_dir": None}})
+    asked = []
+
+    def serve(body):
+        def urlopen(url, timeout):
+            asked.append(url)
+            if body is None:
+                raise OSError("Network is unreachable")
+            return io.BytesIO(body)
+        return urlopen
+
+    monkeypatch.setattr(urllib.request, "urlopen", serve(None))
+    with pytest.raises(run_module.StageFailed, match="make easyr1-merger.*launch.easyr1_dir"):
+        run_module.easyr1_merger(cfg)
+    monkeypatch.setattr(urllib.request, "urlopen", serve(b"print('not the merger')\n"))
+    with pytest.raises(run_module.StageFailed, match="pinned sha256"):
+        run_module.easyr1_merger(cfg)
+    monkeypatch.setattr(urllib.request, "urlopen", serve(vendored.read_bytes()))
+    merger = run_module.easyr1_merger(cfg)
+    assert merger.read_bytes() == vendored.read_bytes() and merger.is_relative_to(tmp_path / "repo" / ".cache")
+    assert asked[-1] == run_module.EASYR1_MERGER_URL and run_module.EASYR1_COMMIT in asked[-1]
+    assert run_module.easyr1_merger(cfg) == merger and len(asked) == 3  # fetched once
+
+
+def test_more_processes_than_visible_gpus_is_refused_before_launch(compose_run, tmp_path, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
+    cfg = compose_run("default", f"run_dir={tmp_path}")
+    with pytest.raises(launch.LaunchError, match="gpus_per_node=8 but this node shows 4 GPU"):
+        launch.llamafactory_env(cfg, deepspeed=True)
+    four = compose_run("default", f"run_dir={tmp_path}", "launch.gpus_per_node=4")
+    assert launch.llamafactory_env(four, deepspeed=True)["NPROC_PER_NODE"] == "4"
+    cpu = compose_run("demo", f"run_dir={tmp_path}")  # one plain process: no torchrun, nothing to count
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert launch.llamafactory_env(cpu, deepspeed=False) == {}
