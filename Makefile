@@ -20,7 +20,7 @@ OFFLINE_PY := $(OFFLINE_ENV) $(PY)
 	follow serve-teacher easyr1-merger ray-head ray-worker bench-rewards bench-nlg bench-arena lock check-gpu-env clean-venv
 
 help:  ## List the targets.
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort | expand -t 18
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort | expand -t 18
 
 setup: $(SETUP_STAMP)  ## Create .venv with the pinned CPU environment (idempotent).
 
