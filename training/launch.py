@@ -176,6 +176,26 @@ class Ticket:
             ack.unlink(missing_ok=True)
 
 
+def announce_stop(cfg: DictConfig, reason: str, timeout_s: float = 120.0) -> None:
+    """Rank 0 stopped: tell the followers (waiting on any torchrun stage) to stop too, instead of waiting
+    for a launch that will not come. Best effort: a follower that is not there is not waited for long."""
+    tickets = [Ticket(cfg, stage, None, action="stop") for stage in DISTRIBUTED_SFT]
+    for ticket in tickets:
+        ticket.payload["reason"] = reason[:2000]
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            told = {rank for ticket in tickets for rank in range(1, int(cfg.launch.nnodes)) if ticket.ack_path(rank).exists()}
+            if len(told) >= int(cfg.launch.nnodes) - 1:
+                return
+            for ticket in tickets:
+                ticket.beat()
+            time.sleep(1.0)
+    finally:
+        for ticket in tickets:
+            ticket.close()
+
+
 def wait_for_ticket(cfg: DictConfig, stages: tuple[str, ...], timeout_s: float) -> dict:
     """The first live ticket of rank 0 for one of ``stages`` (its heartbeat moves: a ticket left by a
     crashed run does not), acknowledged so that rank 0 knows this node sees the run folder."""

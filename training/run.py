@@ -228,6 +228,8 @@ def join_sft(cfg: DictConfig, stages: tuple[str, ...]) -> None:
     while remaining:
         ticket = launch.wait_for_ticket(cfg, tuple(remaining), float(cfg.launch.follow_timeout_s))
         remaining = remaining[remaining.index(ticket["stage"]) + 1 :]
+        if ticket["action"] == "stop":
+            raise StageFailed(f"node rank {launch.node_rank(cfg)}: rank 0 stopped the chain: {ticket.get('reason')}")
         if ticket["action"] == "skip":
             say(f"{ticket['stage']}: rank 0 does not launch it (already complete)")
             continue
@@ -422,7 +424,16 @@ def run(cfg: DictConfig) -> None:
             return join_sft(cfg, stages)
         except launch.LaunchError as error:
             raise StageFailed(str(error)) from None
-    stages = STAGES if cfg.stage == "all" else [cfg.stage]
+    try:
+        run_stages(cfg, STAGES if cfg.stage == "all" else [cfg.stage])
+    except (StageFailed, launch.LaunchError) as error:
+        waiting = [stage for stage in launch.DISTRIBUTED_SFT if not marker(cfg, stage).exists()]
+        if int(cfg.launch.nnodes) > 1 and waiting:  # followers would wait for a torchrun stage that never comes
+            launch.announce_stop(cfg, str(error))
+        raise
+
+
+def run_stages(cfg: DictConfig, stages) -> None:
     for stage in stages:
         if stage not in RUNNERS:
             raise StageFailed(f"unknown stage {stage!r}: one of {list(STAGES)}, 'all', 'check' or 'follow'")

@@ -338,3 +338,18 @@ def test_more_processes_than_visible_gpus_is_refused_before_launch(compose_run, 
     cpu = compose_run("demo", f"run_dir={tmp_path}")  # one plain process: no torchrun, nothing to count
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert launch.llamafactory_env(cpu, deepspeed=False) == {}
+
+
+def test_followers_stop_when_rank0_stops(compose_run, tmp_path):
+    from training.run import StageFailed, run
+
+    common = ("launch.nnodes=2", "launch.follow_timeout_s=120")
+    follower_cfg = compose_run("default", f"run_dir={tmp_path}", "stage=follow", "launch.node_rank=1", *common)
+    errors = []
+    thread = threading.Thread(target=lambda: errors.append(pytest.raises(StageFailed, run, follower_cfg)))
+    thread.start()
+    with pytest.raises(StageFailed, match="needs data_root"):
+        run(compose_run("default", f"run_dir={tmp_path}", "stage=all", *common))  # no data_root: data fails
+    thread.join(timeout=120)
+    assert errors and "rank 0 stopped the chain: stage data needs data_root" in str(errors[0].value)
+    assert not list((tmp_path / "launch").glob("*.ticket.json"))
