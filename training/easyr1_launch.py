@@ -28,16 +28,15 @@ def forwarded_env() -> dict[str, str]:
             if name in os.environ and not any(marker in name.upper() for marker in SECRET_MARKERS)}
 
 
-def read_probe(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except OSError:
-        return None
-
-
 def check_shared_filesystem(ray, path: str) -> None:
     """Every alive Ray node must read what this driver wrote at ``path``."""
+    def read_probe(path: str) -> str | None:  # defined here: Ray ships it by value to every node
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return handle.read()
+        except OSError:
+            return None
+
     expected = read_probe(path)
     probe = ray.remote(num_cpus=0)(read_probe)
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy

@@ -248,7 +248,12 @@ def test_easyr1_launcher_refuses_ray_nodes_that_do_not_share_the_run_folder(tmp_
                                                   submodule_search_locations=[str(FAKES / "ray")])
     fake_ray = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(fake_ray)
-    monkeypatch.setitem(sys.modules, "ray", fake_ray)
+    strategies_spec = importlib.util.spec_from_file_location("fake_strategies",
+                                                             FAKES / "ray" / "util" / "scheduling_strategies.py")
+    strategies = importlib.util.module_from_spec(strategies_spec)
+    strategies_spec.loader.exec_module(strategies)
+    monkeypatch.setitem(sys.modules, "ray", fake_ray)  # also when the real Ray was imported by another test
+    monkeypatch.setitem(sys.modules, "ray.util.scheduling_strategies", strategies)
     monkeypatch.syspath_prepend(str(FAKES))
     monkeypatch.setenv("FAKE_NODE_LOG", str(tmp_path / "log.jsonl"))
     probe = tmp_path / "probe"

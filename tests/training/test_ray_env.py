@@ -28,7 +28,7 @@ def seen():
     return os.environ.get("WANDB_MODE"), os.environ.get("NCCL_DEBUG")
 
 print("SEEN", *ray.get(seen.remote()))
-"""
+"""  # with ours, DEEPMEDIX_SHARED_PROBE also runs the shared-filesystem check on every (here: one) Ray node
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +51,12 @@ def cluster(tmp_path_factory):
 
 
 @pytest.mark.parametrize("launcher, expected", [("easyr1", "None"), ("ours", "offline")])
-def test_wandb_mode_reaches_ray_workers_only_through_our_launcher(cluster, launcher, expected):
+def test_wandb_mode_reaches_ray_workers_only_through_our_launcher(cluster, launcher, expected, tmp_path):
     root = Path(__file__).resolve().parents[2]
+    probe = tmp_path / "probe"
+    probe.write_text("written by rank 0")
     env = {**os.environ, "RAY_ADDRESS": cluster, "WANDB_MODE": "offline", "DEEPMEDIX_RAY_ENV": "WANDB_MODE",
-           "PYTHONPATH": str(root)}
+           "PYTHONPATH": str(root), "DEEPMEDIX_SHARED_PROBE": str(probe)}
     result = subprocess.run([sys.executable, "-c", DRIVER, launcher], env=env, capture_output=True, text=True,
                             timeout=300, cwd=root)
     line = [text for text in result.stdout.splitlines() if text.startswith("SEEN")]
