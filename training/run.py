@@ -429,7 +429,7 @@ def run(cfg: DictConfig) -> None:
     except (StageFailed, launch.LaunchError) as error:
         waiting = [stage for stage in launch.DISTRIBUTED_SFT if not marker(cfg, stage).exists()]
         if int(cfg.launch.nnodes) > 1 and waiting:  # followers would wait for a torchrun stage that never comes
-            launch.announce_stop(cfg, str(error))
+            launch.announce_stop(cfg, str(error), timeout_s=min(120.0, float(cfg.launch.ack_timeout_s)))
         raise
 
 
