@@ -37,7 +37,6 @@ def test_the_teacher_is_served_on_the_chosen_gpus_and_stopped_afterwards(node):
 
 def test_a_server_that_dies_while_loading_is_reported(node, tmp_path):
     config = EndpointConfig(base_url=free_url(), model="m")
-    with pytest.raises(EndpointUnavailable, match="vLLM exited with code"):
-        with served_teacher(config, "0", ["--unknown-flag-makes-it-crash"], startup_timeout_s=60, poll_s=0.2,
-                            log=tmp_path / "vllm.log"):
-            pass
+    with pytest.raises(EndpointUnavailable, match="vLLM exited with code"), served_teacher(
+            config, "0", ["--unknown-flag-makes-it-crash"], startup_timeout_s=60, poll_s=0.2, log=tmp_path / "vllm.log"):
+        pass

@@ -11,7 +11,6 @@ launcher does (for tests of resume and force, seconds instead of a minute). ``ac
 
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 

@@ -29,8 +29,14 @@ def patch(torch) -> None:
     cuda.is_available = lambda: visible_gpus() > 0
     cuda.device_count = lambda: visible_gpus()
     cuda.is_bf16_supported = lambda *a, **k: visible_gpus() > 0
+    def recorder(name):
+        def call(*args, **kwargs):
+            record("cuda_context", call=name)
+            return 0
+        return call
+
     for name in ("set_device", "init", "current_device", "_lazy_init"):
-        setattr(cuda, name, (lambda name: lambda *a, **k: (record("cuda_context", call=name), 0)[1])(name))
+        setattr(cuda, name, recorder(name))
 
 
 class _PatchTorch(importlib.abc.MetaPathFinder):
