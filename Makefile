@@ -17,10 +17,11 @@ OFFLINE_ENV := WANDB_MODE=offline HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFO
 OFFLINE_PY := $(OFFLINE_ENV) $(PY)
 
 .PHONY: help setup system-deps test demo train-all check-recipes data stage1 cold-start stage2 stage3 merge eval arena viewer \
-	ray-head ray-worker bench-rewards bench-nlg bench-arena lock check-gpu-env clean-venv eval-baselines
+	follow serve-teacher easyr1-merger ray-head ray-worker bench-rewards bench-nlg bench-arena lock check-gpu-env clean-venv \
+	eval-baselines
 
 help:  ## List the targets.
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort | expand -t 18
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort | expand -t 18
 
 setup: $(SETUP_STAMP)  ## Create .venv with the pinned CPU environment (idempotent).
 
@@ -74,14 +75,24 @@ FORCE ?=
 NNODES ?= 1
 NODE_RANK ?= 0
 MASTER_ADDR ?= 127.0.0.1
+GPUS_PER_NODE ?=
+SERVE_TEACHER ?=
+TEACHER_GPUS ?=
+# wandb logs offline unless you set WANDB_MODE yourself (training.run does the same for every stage).
+export WANDB_MODE ?= offline
 RUN_STAGE = $(TRAIN_PYTHON) -m training.run run_dir=$(RUN_DIR) $(if $(DATA_ROOT),data_root=$(DATA_ROOT)) \
 	$(if $(DATA_OUT),data_dir=$(DATA_OUT)) $(if $(FORCE),force=true) launch.nnodes=$(NNODES) \
 	launch.node_rank=$(NODE_RANK) launch.master_addr=$(MASTER_ADDR) \
+	$(if $(GPUS_PER_NODE),launch.gpus_per_node=$(GPUS_PER_NODE)) $(if $(SERVE_TEACHER),cold_start.serve.enabled=true) \
+	$(if $(TEACHER_GPUS),'cold_start.serve.gpus="$(TEACHER_GPUS)"') \
 	$(if $(DATA_ARGS),"data.overrides='$(DATA_ARGS)'") $(if $(COLD_START_ARGS),"cold_start.overrides='$(COLD_START_ARGS)'") \
 	$(RUN_ARGS)
 
-train-all: $(TRAIN_DEPS)  ## The whole chain: data, stage1, cold_start, stage2, stage3, merge, eval (resumes).
+train-all: $(TRAIN_DEPS)  ## The whole chain: data, stage1, cold_start, stage2, stage3, merge, eval (resumes; node rank 0).
 	$(RUN_STAGE) stage=all
+
+follow: $(TRAIN_DEPS)  ## Node rank > 0 of a multi-node run: join rank 0's torchrun stages (NNODES, NODE_RANK, MASTER_ADDR).
+	$(RUN_STAGE) stage=follow
 
 check-recipes: $(TRAIN_DEPS)  ## Render and validate every trainer config of the run; launch nothing.
 	$(RUN_STAGE) stage=check
@@ -92,8 +103,11 @@ data: $(TRAIN_DEPS)  ## Build the datasets from DATA_ROOT into DATA_OUT (DATA_AR
 stage1: $(TRAIN_DEPS)  ## Stage 1: instruction SFT (LLaMA-Factory).
 	$(RUN_STAGE) stage=stage1
 
-cold-start: $(TRAIN_DEPS)  ## Teacher-written reasoning traces for stage 2 (COLD_START_ARGS="key=value ...").
+cold-start: $(TRAIN_DEPS)  ## Teacher-written reasoning traces for stage 2 (COLD_START_ARGS=...; SERVE_TEACHER=1 TEACHER_GPUS=0,1).
 	$(RUN_STAGE) stage=cold_start
+
+serve-teacher: $(TRAIN_DEPS)  ## Serve the configured teacher with vLLM on TEACHER_GPUS until Ctrl-C (COLD_START_ARGS=...).
+	$(TRAIN_PYTHON) -m data_prep.serve_teacher $(if $(TEACHER_GPUS),--gpus $(TEACHER_GPUS)) $(COLD_START_ARGS)
 
 stage2: $(TRAIN_DEPS)  ## Stage 2: cold-start reasoning SFT from stage 1 (LLaMA-Factory).
 	$(RUN_STAGE) stage=stage2
@@ -101,8 +115,12 @@ stage2: $(TRAIN_DEPS)  ## Stage 2: cold-start reasoning SFT from stage 1 (LLaMA-
 stage3: $(TRAIN_DEPS)  ## Stage 3: GRPO from stage 2 (EasyR1; RUN_ARGS=grpo_backend=trl for TRL).
 	$(RUN_STAGE) stage=stage3
 
-merge: $(TRAIN_DEPS)  ## EasyR1 checkpoint -> Hugging Face weights (RUN_ARGS=launch.easyr1_dir=...).
+merge: $(TRAIN_DEPS)  ## EasyR1's best checkpoint -> Hugging Face weights (RUN_ARGS=merge.checkpoint=last|<step>).
 	$(RUN_STAGE) stage=merge
+
+easyr1-merger: $(TRAIN_DEPS)  ## Fetch EasyR1's scripts/model_merger.py at the pinned commit into .cache/ (sha256-checked).
+	$(TRAIN_PYTHON) -c 'from omegaconf import OmegaConf; from training.run import easyr1_merger; \
+	  print(easyr1_merger(OmegaConf.create({"launch": {"easyr1_dir": None}})))'
 
 eval: $(TRAIN_DEPS)  ## Inference on XrayBench with the GRPO model, scores, report (RUN_DIR/eval).
 	$(RUN_STAGE) stage=eval

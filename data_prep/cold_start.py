@@ -29,7 +29,8 @@ import pyarrow.parquet as pq
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from data_prep.endpoint import CallCache, ChatEndpoint, EndpointConfig, RemoteEndpointRefused, image_part, public_url
+from data_prep.endpoint import (CallCache, ChatEndpoint, EndpointConfig, EndpointUnavailable, RemoteEndpointRefused,
+                                image_part, preflight, public_url)
 from data_prep.outputs import require_rows
 from data_prep.writers import dataset_info_entry, update_dataset_info, write_json, write_jsonl
 from rewards.boxes import BoxVerdict, judge_box, parse_boxes
@@ -40,6 +41,8 @@ from rewards.response import first_reasoning, format_problem, last_boxed
 from rewards.settings import ConfigValueError, check_booleans
 
 log = logging.getLogger("data_prep.cold_start")
+HOW_TO_SERVE = ("Start one (`make serve-teacher`, or `vllm serve <model> --host 127.0.0.1 --port 8000`), or let the "
+                "cold-start stage serve it: SERVE_TEACHER=1 (cold_start.serve.enabled=true)")
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 DATASET_NAME = "deepmedix_cold_start"
 OFFLINE_TEACHER = "offline-template (built from the ground truth; not a model)"
@@ -209,6 +212,10 @@ def synthesize(cfg: DictConfig) -> dict[str, Any]:
     offline = cfg.teacher.kind == "offline"
     if cfg.teacher.kind not in ("endpoint", "offline"):
         raise ValueError(f"teacher.kind must be 'endpoint' or 'offline', got {cfg.teacher.kind!r}")
+    if not offline:  # seconds, not hours of retried requests, when no teacher is listening
+        preflight(endpoint_config(cfg.teacher), how_to_serve=HOW_TO_SERVE)
+    if cfg.verifier.enabled:
+        preflight(endpoint_config(cfg.verifier), how_to_serve=HOW_TO_SERVE)
     teacher = None if offline else ChatEndpoint(endpoint_config(cfg.teacher), cache)
     verifier = ChatEndpoint(endpoint_config(cfg.verifier), cache) if cfg.verifier.enabled else None
     verifier_template = load_template(cfg.prompts.verifier) if verifier else None
@@ -290,6 +297,9 @@ def main(cfg: DictConfig) -> None:
         report = synthesize(cfg)
     except (ConfigValueError, RemoteEndpointRefused) as error:  # a setting to fix: the message, not a traceback
         raise SystemExit(f"data_prep.cold_start: {error}") from None
+    except EndpointUnavailable as error:
+        log.error("cold start stopped: %s", error)
+        raise SystemExit(f"cold start stopped: {error}") from None
     print(json.dumps(report, indent=2))
 
 

@@ -41,6 +41,10 @@ class RemoteEndpointRefused(ValueError):
     """A non-local endpoint without the explicit opt-in."""
 
 
+class EndpointUnavailable(RuntimeError):
+    """The endpoint does not answer (pre-flight), or stopped answering (consecutive connection failures)."""
+
+
 @dataclass(frozen=True)
 class EndpointConfig:
     base_url: str = "http://127.0.0.1:8000/v1"
@@ -52,6 +56,7 @@ class EndpointConfig:
     timeout_s: float = 120.0
     max_retries: int = 4
     concurrency: int = 8
+    max_consecutive_failures: int = 16  # connection failures in a row (after retries) that stop the run
 
     def __post_init__(self) -> None:
         # the string "no" (a command-line override) must not read as an opt-in
@@ -121,6 +126,42 @@ def check_endpoint_policy(config: EndpointConfig) -> None:
         )
 
 
+def preflight(config: EndpointConfig, timeout_s: float = 10.0, how_to_serve: str | None = None) -> list[str]:
+    """Ask ``<base_url>/models`` once: fail in seconds, naming the URL, instead of after thousands of
+    retried requests; and check that the configured model is the one served. Returns the served ids
+    (empty when the server has no ``GET /models`` route: it answers, so it is up, and is not held to
+    a model list it cannot give). ``how_to_serve``: the hint the error gives (the caller's own)."""
+    check_endpoint_policy(config)
+    import httpx
+
+    url = config.base_url.rstrip("/") + "/models"
+    shown = public_url(url)
+    key = os.environ.get(config.api_key_env)
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    clean_url, credentials = url_credentials(url)
+    try:
+        with httpx.Client(trust_env=not is_local(config.base_url), timeout=timeout_s, follow_redirects=False,
+                          auth=credentials) as client:
+            response = client.get(clean_url, headers=headers)
+    except httpx.HTTPError as error:
+        hint = how_to_serve or (
+            f"Start one (e.g. `vllm serve {config.model} --host 127.0.0.1 --port 8000`) or point base_url at it")
+        raise EndpointUnavailable(f"no OpenAI-compatible server answers at {shown} ({type(error).__name__}). {hint}") from None
+    if response.status_code == 404:
+        log.warning("%s has no model list (HTTP 404): the served model is not checked", shown)
+        return []
+    if response.status_code != 200:
+        raise EndpointUnavailable(f"{shown} answered HTTP {response.status_code}; expected the list of served models")
+    try:
+        served = [str(item["id"]) for item in response.json()["data"]]
+    except (ValueError, KeyError, TypeError):
+        raise EndpointUnavailable(f"{shown} did not answer with an OpenAI model list") from None
+    if config.model not in served:
+        raise EndpointUnavailable(f"{shown} serves {served}, not {config.model!r} (the configured model: "
+                                  "vllm serve --served-model-name)")
+    return served
+
+
 def image_part(path: Path) -> dict[str, Any]:
     """An image as an OpenAI chat content part (inline data URL: a local server needs no file access)."""
     data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
@@ -188,6 +229,7 @@ class ChatEndpoint:
             http_client=http_client,
         )
         self.calls_made = 0  # requests sent (cache misses), for reports and tests
+        self.consecutive_failures = 0  # connection failures in a row, reset by any answer
         self._count_lock = threading.Lock()
 
     def describe(self, error: Exception) -> str:
@@ -221,14 +263,24 @@ class ChatEndpoint:
         import openai
 
         with self._count_lock:
+            if self.consecutive_failures >= self.config.max_consecutive_failures:
+                raise EndpointUnavailable(self._down_message())
             self.calls_made += 1
         try:
             response = self.client.chat.completions.create(**payload)
             content = response.choices[0].message.content if response.choices else None
+        except openai.APIConnectionError as error:  # unreachable or timed out, after the client's own retries
+            with self._count_lock:
+                self.consecutive_failures += 1
+            return CallResult(None, cached=False, error=self.describe(error))
         except openai.OpenAIError as error:  # after the client's own retries
+            with self._count_lock:
+                self.consecutive_failures = 0  # the server answered
             return CallResult(None, cached=False, error=self.describe(error))
         except (AttributeError, IndexError, TypeError, ValueError) as error:  # a malformed reply
             return CallResult(None, cached=False, error=redact(f"malformed_reply: {error}", self.secrets)[:300])
+        with self._count_lock:
+            self.consecutive_failures = 0
         if not isinstance(content, str):
             return CallResult(None, cached=False, error="malformed_reply: no message content")
         for secret in self.secrets:  # a server that echoes the key into its answer: kept off disk too
@@ -236,6 +288,11 @@ class ChatEndpoint:
                 content = content.replace(secret, "[REDACTED]")
         self.cache.put(key, content, self.config.model)
         return CallResult(content, cached=False)
+
+    def _down_message(self) -> str:
+        return (f"{self.config.base_url} failed {self.consecutive_failures} requests in a row with connection errors "
+                f"(max_consecutive_failures={self.config.max_consecutive_failures}): the server is down; stopping. "
+                "Answers so far are cached: a rerun resumes")
 
     def complete_all(
         self, conversations: list[list[dict[str, Any]]], progress: Callable[[], None] | None = None

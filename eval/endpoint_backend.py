@@ -24,14 +24,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from data_prep.endpoint import CallCache, ChatEndpoint, EndpointConfig, image_part, request_key
+from data_prep.endpoint import CallCache, ChatEndpoint, EndpointConfig, image_part, preflight, request_key
 from rewards.settings import config_bool
 
 log = logging.getLogger(__name__)
-
-
-class EndpointUnavailable(RuntimeError):
-    """The endpoint does not answer, or does not serve the model the run names."""
 
 
 class NamespacedCache(CallCache):
@@ -106,19 +102,8 @@ class EndpointGenerator:
     def check_served(self) -> None:
         """Before the first request: the endpoint answers and lists the model (a clear message, not
         one connection error per item); servers without ``GET /models`` are not held to it."""
-        import openai
-
-        try:
-            served = [model.id for model in self.endpoint.client.models.list()]
-        except openai.APIConnectionError as error:
-            raise EndpointUnavailable(
-                f"no OpenAI-compatible server answers at {self.endpoint.config.base_url} ({error}); serve the "
-                "model first (its card's serve.command), or point endpoint.base_url at it") from None
-        except openai.APIStatusError:
-            return
-        if served and self.endpoint.config.model not in served:
-            raise EndpointUnavailable(f"{self.endpoint.config.base_url} serves {served}, not "
-                                      f"{self.endpoint.config.model!r} (endpoint.model = --served-model-name)")
+        preflight(self.endpoint.config, how_to_serve="Serve the model first (its card's serve.command), or "
+                                                     "point endpoint.base_url at it")
 
     def generate(self, texts: list[str], images: list[Path]) -> list[str | None]:
         conversations = [self.messages(text, image) for text, image in zip(texts, images)]

@@ -1,13 +1,20 @@
-"""Run the pipeline's stages: ``python -m training.run stage=<name|all|check>`` (``make train-all``).
+"""Run the pipeline's stages: ``python -m training.run stage=<name|all|check|follow>`` (``make train-all``).
 
 Stages, in order: ``model`` (demo only: build the tiny Qwen2.5-VL), ``data`` (data_prep.build),
 ``stage1`` (LLaMA-Factory SFT), ``cold_start`` (data_prep.cold_start), ``stage2`` (LLaMA-Factory
-SFT from stage 1), ``stage3`` (GRPO from stage 2: EasyR1, or TRL with ``grpo_backend=trl``) and
-``merge`` (EasyR1 checkpoint -> Hugging Face weights). A stage whose output is complete is skipped,
-so an interrupted chain resumes; ``force=true`` reruns it. Each trainer's output goes to
-``<run_dir>/logs/<stage>.log`` as well as the console; a failed stage stops the chain with a message
-naming the stage and its log. ``stage=check`` renders and validates every trainer config and
-launches nothing.
+SFT from stage 1), ``stage3`` (GRPO from stage 2: EasyR1, or TRL with ``grpo_backend=trl``),
+``merge`` (EasyR1's best checkpoint -> Hugging Face weights) and ``eval``.
+
+A stage is complete when its outputs exist and its marker's fingerprint of its inputs (settings,
+rendered trainer config, what earlier stages produced) matches (``training.markers``); then it is
+skipped. A stage whose inputs changed runs again; a trainer stage whose output folder holds a run
+from other inputs stops and says what changed (``force=true`` starts it fresh). A crashed trainer
+stage resumes from its last checkpoint; ``force=true`` moves its old output aside (never reused) and
+starts fresh. Each trainer's output goes to ``<run_dir>/logs/<stage>.log`` (appended per attempt)
+as well as the console; a failed stage stops the chain naming the stage and its log.
+``stage=check`` renders and validates every trainer config and launches nothing. Several nodes:
+rank 0 runs the chain, other ranks run ``stage=follow`` (they join the torchrun stages; see
+``training.launch``).
 """
 
 from __future__ import annotations
@@ -16,13 +23,16 @@ import json
 import os
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from rewards.settings import ConfigValueError, check_booleans
-from training import check
+from training import check, launch, markers
+from training.llamafactory_parser import close_shared as close_parser
+from training.markers import marker
 from training.render import ROOT, SFT_DATASETS, absolute, render, run_path
 
 STAGES = ("model", "data", "stage1", "cold_start", "stage2", "stage3", "merge", "eval")
@@ -37,23 +47,19 @@ def say(message: str) -> None:
     print(f"[training.run] {message}", flush=True)
 
 
-def marker(cfg: DictConfig, stage: str) -> Path:
-    return run_path(cfg, "logs", f"{stage}.complete")
-
-
-def mark_complete(cfg: DictConfig, stage: str, detail: dict) -> None:
-    path = marker(cfg, stage)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(detail, indent=2, sort_keys=True) + "\n")
-
-
-def run_logged(stage: str, command: list[str], cfg: DictConfig, env: dict[str, str] | None = None) -> None:
-    """Run a trainer, teeing its output to <run_dir>/logs/<stage>.log; raise StageFailed on failure."""
-    log = run_path(cfg, "logs", f"{stage}.log")
+def run_logged(stage: str, command: list[str], cfg: DictConfig, env: dict[str, str] | None = None,
+               log_name: str | None = None) -> None:
+    """Run a trainer, teeing its output to <run_dir>/logs/<stage>.log (appended: a resumed attempt keeps
+    the earlier ones' lines); raise StageFailed on failure. Every stage gets ``launch.stage_env``."""
+    log = run_path(cfg, "logs", f"{log_name or stage}.log")
     log.parent.mkdir(parents=True, exist_ok=True)
     say(f"{stage}: {' '.join(command)}  (log: {log})")
-    with log.open("w", encoding="utf-8") as handle:
-        process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
+    full_env = {**os.environ, **launch.stage_env(env)}
+    with log.open("a", encoding="utf-8") as handle:
+        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        handle.write(f"===== {stamp} attempt: {' '.join(command)}\n")
+        handle.flush()
+        process = subprocess.Popen(command, cwd=ROOT, env=full_env, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, text=True, bufsize=1)
         for line in process.stdout:
             sys.stdout.write(line)
@@ -134,6 +140,22 @@ def stage_data(cfg: DictConfig) -> None:
 
 
 def stage_cold_start(cfg: DictConfig) -> dict:
+    serve = cfg.cold_start.get("serve") or {}
+    if not serve.get("enabled"):
+        return synthesize_traces(cfg)
+    from data_prep.endpoint import EndpointUnavailable
+    from data_prep.serve_teacher import served_teacher, teacher_config
+
+    try:  # vLLM serves the teacher for this stage only, then frees the GPUs
+        with served_teacher(teacher_config(as_overrides(cfg.cold_start.overrides)), str(serve.gpus),
+                            as_overrides(serve.get("args", [])), float(serve.startup_timeout_s),
+                            log=run_path(cfg, "logs", "teacher_vllm.log")):
+            return synthesize_traces(cfg)
+    except (EndpointUnavailable, ValueError) as error:
+        raise StageFailed(f"cold_start: serving the teacher: {error}") from None
+
+
+def synthesize_traces(cfg: DictConfig) -> dict:
     run_logged("cold_start", [
         sys.executable, "-m", "data_prep.cold_start", f"data_dir={absolute(cfg.data_dir)}",
         *as_overrides(cfg.cold_start.overrides),
@@ -144,21 +166,105 @@ def stage_cold_start(cfg: DictConfig) -> dict:
     return report
 
 
-def llamafactory_env(cfg: DictConfig) -> dict[str, str]:
-    if cfg.launch.nnodes <= 1:
-        return {}
-    return {"FORCE_TORCHRUN": "1", "NNODES": str(cfg.launch.nnodes), "NODE_RANK": str(cfg.launch.node_rank),
-            "MASTER_ADDR": str(cfg.launch.master_addr), "MASTER_PORT": str(cfg.launch.master_port)}
+def last_sft_checkpoint(folder: Path) -> Path | None:
+    """The ``checkpoint-N`` LLaMA-Factory resumes from (transformers' get_last_checkpoint rule)."""
+    steps = [p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+    return max(steps, key=lambda p: int(p.name.split("-")[-1])) if steps else None
+
+
+def start_fresh_if_forced(cfg: DictConfig, stage: str) -> None:
+    """force=true: the stage's old output (checkpoints included) is moved aside, never resumed into."""
+    if cfg.force:
+        launch.move_aside(run_path(cfg, stage), run_path(cfg), f"{stage}: force=true starts it fresh")
+
+
+def resume_or_refuse(cfg: DictConfig, stage: str, inputs: dict) -> None:
+    """Without force, a trainer resumes into its output folder only if that run had the same inputs."""
+    out = run_path(cfg, stage)
+    if cfg.force or not out.is_dir() or not any(out.iterdir()):
+        return
+    began = markers.read(markers.started(cfg, stage)) or markers.read(marker(cfg, stage))
+    if began is not None and began.get("fingerprint") == markers.fingerprint(inputs):
+        return
+    what = markers.changes(began.get("inputs", {}), inputs) if began else [
+        "no record of what it was started from (an older version of training.run, or another tool)"]
+    raise StageFailed(
+        f"{stage}: {out} holds a run made from other inputs, which is never resumed or reused. Changed: "
+        + "; ".join(what[:10]) + ("; ..." if len(what) > 10 else "")
+        + f". Rerun with force=true (make ... FORCE=1) to move it aside and start {stage} fresh, or restore the "
+        "previous settings to resume it")
+
+
+def discard_stale_predictions(cfg: DictConfig, inputs: dict) -> None:
+    """Inference resumes a killed run's predictions file, but never one made by another model or item set."""
+    predictions = run_path(cfg, "eval", "predictions.jsonl")
+    began = markers.read(markers.started(cfg, "eval")) or markers.read(marker(cfg, "eval"))
+    if predictions.exists() and (cfg.force or began is None or began.get("fingerprint") != markers.fingerprint(inputs)):
+        launch.move_aside(predictions, run_path(cfg), "eval: predictions of another model, item set or force=true")
 
 
 def stage_sft(cfg: DictConfig, stage: str) -> None:
     config, path = render(cfg, stage)
     problems = check.sft_problems(config, cfg.frame)
+    close_parser()  # the parser's process must not stay alive (and in memory) while the trainer runs
     if problems:
         raise StageFailed(f"{stage} config {path} is invalid:\n  " + "\n  ".join(problems))
-    cli = str(Path(sys.executable).with_name("llamafactory-cli"))
-    run_logged(stage, [cli if Path(cli).exists() else "llamafactory-cli", "train", str(path)], cfg,
-               llamafactory_env(cfg))
+    if " " in str(path):  # LLaMA-Factory's launcher splits torchrun's argument string on spaces
+        raise StageFailed(f"{stage}: the run folder must not contain spaces for torchrun ({path})")
+    start_fresh_if_forced(cfg, stage)
+    previous = last_sft_checkpoint(run_path(cfg, stage))
+    say(f"{stage}: resuming from {previous}" if previous else f"{stage}: starting from step 0")
+    env = launch.llamafactory_env(cfg, deepspeed=bool(config.get("deepspeed")))
+    ticket = None
+    if int(cfg.launch.nnodes) > 1:  # the other nodes join through a ticket in the shared run folder
+        ticket = launch.Ticket(cfg, stage, path)
+        say(f"{stage}: waiting for node ranks 1..{int(cfg.launch.nnodes) - 1} to acknowledge {ticket.path}")
+        ticket.wait_for_acks(float(cfg.launch.ack_timeout_s))
+    try:
+        run_logged(stage, [llamafactory_cli(), "train", str(path)], cfg, env)
+    finally:
+        if ticket is not None:
+            ticket.close()
+
+
+def llamafactory_cli() -> str:
+    cli = Path(sys.executable).with_name("llamafactory-cli")
+    return str(cli) if cli.exists() else "llamafactory-cli"
+
+
+def announce_skip(cfg: DictConfig, stage: str) -> None:
+    """Several nodes: the followers wait for every torchrun stage; tell them this one is not launched."""
+    if int(cfg.launch.nnodes) > 1 and stage in launch.DISTRIBUTED_SFT:
+        ticket = launch.Ticket(cfg, stage, None, action="skip")
+        try:
+            ticket.wait_for_acks(float(cfg.launch.ack_timeout_s))
+        finally:
+            ticket.close()
+
+
+def join_sft(cfg: DictConfig, stages: tuple[str, ...]) -> None:
+    """Node rank > 0: be a torchrun worker of each SFT stage rank 0 launches, with rank 0's config."""
+    remaining = list(stages)
+    while remaining:
+        ticket = launch.wait_for_ticket(cfg, tuple(remaining), float(cfg.launch.follow_timeout_s))
+        remaining = remaining[remaining.index(ticket["stage"]) + 1 :]
+        if ticket["action"] == "stop":
+            raise StageFailed(f"node rank {launch.node_rank(cfg)}: rank 0 stopped the chain: {ticket.get('reason')}")
+        if ticket["action"] == "skip":
+            say(f"{ticket['stage']}: rank 0 does not launch it (already complete)")
+            continue
+        config = launch.check_ticket(cfg, ticket)
+        env = launch.llamafactory_env(cfg, deepspeed=True)
+        env.update({"MASTER_ADDR": ticket["master_addr"], "MASTER_PORT": str(ticket["master_port"])})
+        run_logged(ticket["stage"], [llamafactory_cli(), "train", str(config)], cfg, env,
+                   log_name=f"{ticket['stage']}.node{launch.node_rank(cfg)}")
+    say(f"node rank {launch.node_rank(cfg)}: done with the torchrun stages (GRPO's other nodes are Ray workers)")
+
+
+# EasyR1 keeps these in the runtime_env of its Ray job, so every Ray worker gets them (never secrets).
+RAY_FORWARDED = ("WANDB_MODE", "WANDB_DIR", "WANDB_PROJECT", "WANDB_ENTITY", "HF_HUB_OFFLINE",
+                 "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "HF_HOME")
+EASYR1_LOGS = ("experiment_log.jsonl", "generations.log", "experiment_config.json")
 
 
 def stage_grpo(cfg: DictConfig) -> None:
@@ -168,10 +274,22 @@ def stage_grpo(cfg: DictConfig) -> None:
         problems += check.easyr1_world_problems(config) + check.easyr1_native_problems(config)
     if problems:
         raise StageFailed(f"stage3 config {path} is invalid:\n  " + "\n  ".join(problems))
+    start_fresh_if_forced(cfg, "stage3")
+    out = run_path(cfg, "stage3")
     if cfg.grpo_backend == "easyr1":
-        run_logged("stage3", [sys.executable, "-m", "verl.trainer.main", f"config={path}"], cfg)
+        if config["trainer"].get("find_last_checkpoint", True) is False or config["trainer"].get("load_checkpoint_path"):
+            say("stage3: the recipe turns EasyR1's resume off (find_last_checkpoint / load_checkpoint_path)")
+        tracker = markers.read(out / "checkpoint_tracker.json")
+        say(f"stage3: resuming from global_step_{tracker['last_global_step']}" if tracker else "stage3: starting from step 0")
+        kept = launch.preserve_logs(out, EASYR1_LOGS)  # EasyR1's FileLogger truncates them when it starts
+        if kept:
+            say(f"stage3: earlier attempts' logs kept as {', '.join(p.name for p in kept)}")
+        env = {"DEEPMEDIX_RAY_ENV": ",".join(RAY_FORWARDED)}
+        if int(cfg.launch.nnodes) > 1:
+            env["DEEPMEDIX_SHARED_PROBE"] = str(launch.write_probe(cfg))
+        run_logged("stage3", [sys.executable, "-m", "training.easyr1_launch", f"config={path}"], cfg, env)
     elif cfg.grpo_backend == "trl":
-        run_logged("stage3", [sys.executable, "-m", "training.grpo_trl", str(path), str(run_path(cfg, "stage3"))], cfg)
+        run_logged("stage3", [sys.executable, "-m", "training.grpo_trl", str(path), str(out)], cfg)
     else:
         raise StageFailed(f"grpo_backend must be 'easyr1' or 'trl', got {cfg.grpo_backend!r}")
 
@@ -182,35 +300,104 @@ def latest_checkpoint(cfg: DictConfig) -> Path | None:
     return steps[-1] if steps else None
 
 
-def stage_merge(cfg: DictConfig) -> None:
-    if cfg.grpo_backend == "trl":
-        say("merge: the TRL backend saves Hugging Face weights directly; nothing to merge")
-        return
+def checkpoint_to_merge(cfg: DictConfig) -> tuple[Path, str]:
+    """``merge.checkpoint``: best (EasyR1's best_global_step by validation reward, when recorded and
+    kept), last, or a global step; with the reason, said in the log and kept in the marker."""
+    out = run_path(cfg, "stage3")
+    wanted = str(cfg.get("merge", {}).get("checkpoint", "best"))
+    tracker = markers.read(out / "checkpoint_tracker.json") or {}
     latest = latest_checkpoint(cfg)
     if latest is None:
-        raise StageFailed(f"merge: no global_step_* checkpoint under {run_path(cfg, 'stage3')}")
-    easyr1_dir = cfg.launch.easyr1_dir
-    merger = Path(easyr1_dir) / "scripts" / "model_merger.py" if easyr1_dir else None
-    if merger is None or not merger.exists():
-        raise StageFailed("merge needs EasyR1's scripts/model_merger.py: set launch.easyr1_dir=<EasyR1 checkout>")
-    run_logged("merge", [sys.executable, str(merger), "--local_dir", str(latest / "actor")], cfg)
+        raise StageFailed(f"merge: no global_step_* checkpoint under {out}")
+    if wanted.isdigit():
+        chosen = out / f"global_step_{wanted}"
+        if not chosen.is_dir():
+            raise StageFailed(f"merge: merge.checkpoint={wanted} but {chosen} does not exist")
+        return chosen, f"global step {wanted}, as merge.checkpoint asks"
+    if wanted not in ("best", "last"):
+        raise StageFailed(f"merge.checkpoint must be best, last or a global step, got {wanted!r}")
+    if wanted == "best":
+        best = tracker.get("best_global_step")
+        trainer = (markers.read(markers.started(cfg, "stage3")) or markers.read(marker(cfg, "stage3")) or {}).get(
+            "inputs", {}).get("config", {}).get("trainer", {})
+        if trainer and int(trainer.get("val_freq", -1)) <= 0:
+            return latest, (f"last checkpoint {latest.name}: no validation ran during training (trainer.val_freq <= 0), "
+                            "so EasyR1's best_global_step says nothing")
+        if best is not None and (out / f"global_step_{best}").is_dir():
+            score = tracker.get("best_val_reward_score")
+            return out / f"global_step_{best}", (f"best by validation reward: global_step_{best} "
+                                                 f"(val/reward_score {score}, EasyR1's best_global_step)")
+        if best is not None:
+            return latest, f"last checkpoint {latest.name}: the best one (global_step_{best}) is no longer on disk"
+        return latest, f"last checkpoint {latest.name}: EasyR1 recorded no best_global_step"
+    return latest, f"last checkpoint {latest.name}, as merge.checkpoint asks"
+
+
+# EasyR1's model merger at the pinned commit (environment.yml). pip installs EasyR1's package, not its
+# scripts/ folder, so the file is taken from a checkout if given, else fetched once and checked.
+EASYR1_COMMIT = "b44b311b669bf1fd1aa2fc36f2251482ba33cb16"
+EASYR1_MERGER_URL = f"https://raw.githubusercontent.com/hiyouga/EasyR1/{EASYR1_COMMIT}/scripts/model_merger.py"
+EASYR1_MERGER_SHA256 = "9d195b502dd7767992bb43c76849e01b60d5d0afe58f86223e7190d7b0bdb5e5"
+
+
+def easyr1_merger(cfg: DictConfig, download: bool = True) -> Path:
+    """``scripts/model_merger.py``: from ``launch.easyr1_dir``, from the pinned sources beside the
+    repository (``../shared/vendor``, as in CI), or downloaded at the pinned commit into ``.cache/``."""
+    from data_prep.writers import atomic_write_bytes, sha256_of
+
+    if cfg.launch.easyr1_dir:
+        merger = Path(absolute(cfg.launch.easyr1_dir)) / "scripts" / "model_merger.py"
+        if not merger.exists():
+            raise StageFailed(f"merge: launch.easyr1_dir={cfg.launch.easyr1_dir} has no scripts/model_merger.py")
+        return merger
+    for candidate in (ROOT / ".cache" / f"easyr1-{EASYR1_COMMIT[:7]}" / "model_merger.py",
+                      ROOT.parent / "shared" / "vendor" / f"easyr1-{EASYR1_COMMIT[:7]}" / "scripts" / "model_merger.py"):
+        if candidate.exists() and sha256_of(candidate) == EASYR1_MERGER_SHA256:
+            return candidate
+    target = ROOT / ".cache" / f"easyr1-{EASYR1_COMMIT[:7]}" / "model_merger.py"
+    if not download:
+        raise StageFailed(f"merge: EasyR1's model merger is not at {target}")
+    import hashlib
+    import urllib.request
+
+    say(f"merge: fetching EasyR1's model merger at {EASYR1_COMMIT[:7]} from {EASYR1_MERGER_URL}")
+    try:
+        with urllib.request.urlopen(EASYR1_MERGER_URL, timeout=60) as response:
+            data = response.read()
+    except OSError as error:
+        raise StageFailed(f"merge: could not fetch {EASYR1_MERGER_URL} ({error}); run `make easyr1-merger` where "
+                          "the internet is reachable, or set launch.easyr1_dir=<EasyR1 checkout>") from None
+    if hashlib.sha256(data).hexdigest() != EASYR1_MERGER_SHA256:
+        raise StageFailed(f"merge: {EASYR1_MERGER_URL} does not have the pinned sha256 {EASYR1_MERGER_SHA256}")
+    atomic_write_bytes(target, data)
+    return target
+
+
+def stage_merge(cfg: DictConfig) -> dict | None:
+    if cfg.grpo_backend == "trl":
+        say("merge: the TRL backend saves Hugging Face weights directly; nothing to merge")
+        return {"model": str(run_path(cfg, "stage3")), "why": "TRL saves Hugging Face weights"}
+    chosen, why = checkpoint_to_merge(cfg)
+    say(f"merge: merging {chosen} ({why})")
+    run_logged("merge", [sys.executable, str(easyr1_merger(cfg)), "--local_dir", str(chosen / "actor")], cfg)
+    model = chosen / "actor" / "huggingface"
+    say(f"merge: Hugging Face weights in {model}")
+    return {"model": str(model), "global_step": int(chosen.name.rsplit("_", 1)[1]), "why": why}
 
 
 def final_model(cfg: DictConfig) -> Path:
-    """The GRPO stage's Hugging Face weights: TRL saves them directly, EasyR1's merger next to the actor."""
+    """The model the merge stage produced (EasyR1: the merged checkpoint it chose; TRL: stage 3)."""
+    merged = ((markers.read(marker(cfg, "merge")) or {}).get("result") or {}).get("model")
     if cfg.grpo_backend == "trl":
         return run_path(cfg, "stage3")
-    latest = latest_checkpoint(cfg)
-    if latest is None or not (latest / "actor" / "huggingface").exists():
+    if merged is None or not Path(merged).exists():
         raise StageFailed("eval: no merged GRPO model (run the merge stage first)")
-    return latest / "actor" / "huggingface"
+    return Path(merged)
 
 
 def stage_eval(cfg: DictConfig) -> dict:
     folder = run_path(cfg, "eval")
     predictions = folder / "predictions.jsonl"
-    if cfg.force and predictions.exists():  # a forced rerun must not resume from an older model's outputs
-        predictions.unlink()
     run_logged("eval_infer", [
         sys.executable, "-m", "eval.infer", f"model={final_model(cfg)}",
         f"items_file={absolute(cfg.data_dir)}/test/xraybench.jsonl", f"out={predictions}",
@@ -236,14 +423,19 @@ RUNNERS = {
 }
 
 
-BOOLEANS = ("force", "tiny_model")  # of recipes/run/*.yaml; the trainers' keys: training.check
+BOOLEANS = ("force", "tiny_model", "cold_start.serve.enabled")  # of recipes/run/*.yaml; the trainers' keys: training.check
 
 
 def run(cfg: DictConfig) -> None:
     check_booleans(cfg, BOOLEANS)
+    try:
+        launch.refuse_on_other_ranks(cfg, cfg.stage)
+    except launch.LaunchError as error:
+        raise StageFailed(str(error)) from None
     if cfg.stage == "check":
         notes = []
         problems = check_all(cfg, notes)
+        close_parser()
         for note in notes:
             say(f"check: {note}")
         for stage, found in problems.items():
@@ -253,22 +445,51 @@ def run(cfg: DictConfig) -> None:
         if any(problems.values()):
             raise StageFailed("recipes have problems (see above); nothing was launched")
         return
-    stages = STAGES if cfg.stage == "all" else [cfg.stage]
+    if cfg.stage == "follow" or launch.node_rank(cfg) > 0:
+        stages = launch.DISTRIBUTED_SFT if cfg.stage == "follow" else (cfg.stage,)
+        try:
+            return join_sft(cfg, stages)
+        except launch.LaunchError as error:
+            raise StageFailed(str(error)) from None
+    try:
+        run_stages(cfg, STAGES if cfg.stage == "all" else [cfg.stage])
+    except (StageFailed, launch.LaunchError) as error:
+        waiting = [stage for stage in launch.DISTRIBUTED_SFT if not marker(cfg, stage).exists()]
+        if int(cfg.launch.nnodes) > 1 and waiting:  # followers would wait for a torchrun stage that never comes
+            launch.announce_stop(cfg, str(error), timeout_s=min(120.0, float(cfg.launch.ack_timeout_s)))
+        raise
+
+
+def run_stages(cfg: DictConfig, stages) -> None:
     for stage in stages:
         if stage not in RUNNERS:
-            raise StageFailed(f"unknown stage {stage!r}: one of {list(STAGES)}, 'all' or 'check'")
-        if marker(cfg, stage).exists() and not cfg.force:
+            raise StageFailed(f"unknown stage {stage!r}: one of {list(STAGES)}, 'all', 'check' or 'follow'")
+        inputs = markers.stage_inputs(cfg, stage)
+        state, detail = markers.status(cfg, stage, inputs)
+        if state == "complete" and not cfg.force:
             say(f"{stage}: already complete ({marker(cfg, stage)}); force=true reruns it")
+            announce_skip(cfg, stage)
             continue
         if stage in DATA_READERS:
             problems = check.data_frame_problems(absolute(cfg.data_dir), cfg.frame)
             if problems:
                 raise StageFailed(f"{stage}: " + "; ".join(problems))
+        if state == "changed":
+            say(f"{stage}: its inputs changed since it completed: " + "; ".join(detail[:10]))
+        elif state == "outputs missing":
+            say(f"{stage}: marked complete but its outputs are gone ({', '.join(detail)}); running it again")
+        if stage in markers.TRAINER_STAGES:
+            resume_or_refuse(cfg, stage, inputs)
+        elif stage == "eval":
+            discard_stale_predictions(cfg, inputs)
         say(f"{stage}: starting")
-        for later in STAGES[STAGES.index(stage) + 1 :]:  # their outputs came from the old version of this stage
-            marker(cfg, later).unlink(missing_ok=True)
-        result = RUNNERS[stage](cfg)
-        mark_complete(cfg, stage, {"stage": stage, "result": result if isinstance(result, dict) else None})
+        marker(cfg, stage).unlink(missing_ok=True)  # later stages see this one's output change
+        markers.mark_started(cfg, stage, inputs)
+        try:
+            result = RUNNERS[stage](cfg)
+        except launch.LaunchError as error:
+            raise StageFailed(str(error)) from None
+        markers.mark_complete(cfg, stage, inputs, result if isinstance(result, dict) else None)
         say(f"{stage}: done")
 
 
@@ -277,7 +498,7 @@ def main(cfg: DictConfig) -> None:
     OmegaConf.resolve(cfg)
     try:
         run(cfg)
-    except (StageFailed, ConfigValueError) as error:
+    except (StageFailed, ConfigValueError, launch.LaunchError) as error:
         say(f"STOPPED: {error}")
         sys.exit(1)
 

@@ -313,3 +313,66 @@ def test_url_credentials_are_split_shown_masked_and_redacted(monkeypatch):
     with pytest.raises(RemoteEndpointRefused) as refused:
         check_endpoint_policy(EndpointConfig(base_url="https://bob:hunter22@api.example.org/v1"))
     assert "hunter22" not in str(refused.value) and "***@api.example.org" in str(refused.value)
+
+
+# ------------------------------------------------------------------ pre-flight and a dead endpoint
+
+
+def closed_port_url() -> str:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"  # nothing listens there once the socket is closed
+
+
+def test_no_teacher_listening_fails_in_seconds_naming_the_url(data_dir):
+    import time
+
+    from data_prep.endpoint import EndpointUnavailable
+
+    url = closed_port_url()
+    started = time.monotonic()
+    with pytest.raises(EndpointUnavailable, match=re.escape(f"{url}/models")):
+        synthesize(config(data_dir, url))
+    assert time.monotonic() - started < 10
+    assert not (data_dir / "cold_start" / "train.jsonl").exists()
+
+
+def test_preflight_names_what_is_served_when_the_model_is_another():
+    from data_prep.endpoint import EndpointUnavailable, preflight
+
+    server = FakeChatServer(lambda prompt, attempt: (200, completion("x"), 0, {}), models=["Qwen/Qwen2.5-VL-7B"])
+    try:
+        with pytest.raises(EndpointUnavailable, match=r"serves \['Qwen/Qwen2.5-VL-7B'\], not 'fake-teacher'"):
+            preflight(EndpointConfig(base_url=server.url, model="fake-teacher"))
+        assert preflight(EndpointConfig(base_url=server.url, model="Qwen/Qwen2.5-VL-7B")) == ["Qwen/Qwen2.5-VL-7B"]
+    finally:
+        server.close()
+
+
+def test_a_teacher_that_goes_down_stops_the_run_after_consecutive_failures(tmp_path):
+    from data_prep.endpoint import CallCache, ChatEndpoint, EndpointUnavailable
+
+    endpoint = ChatEndpoint(EndpointConfig(base_url=closed_port_url(), model="m", max_retries=0, timeout_s=1.0,
+                                           concurrency=2, max_consecutive_failures=5), CallCache(tmp_path))
+    conversations = [[{"role": "user", "content": f"question {i}"}] for i in range(400)]
+    with pytest.raises(EndpointUnavailable, match="5 requests in a row"):
+        endpoint.complete_all(conversations)
+    assert endpoint.calls_made <= 5 + 2  # stopped after the run of failures, not after 400 requests
+
+
+def test_answers_reset_the_failure_count(tmp_path):
+    from data_prep.endpoint import CallCache, ChatEndpoint
+
+    server = FakeChatServer(lambda prompt, attempt: (500, {"error": "overloaded"}, 0, {}) if "bad" in prompt
+                            else (200, completion("ok"), 0, {}))
+    try:
+        endpoint = ChatEndpoint(EndpointConfig(base_url=server.url, model="m", max_retries=0, concurrency=1,
+                                               max_consecutive_failures=2), CallCache(tmp_path))
+        results = endpoint.complete_all([[{"role": "user", "content": [{"type": "text", "text": t}]}]
+                                         for t in ("bad 1", "ok 1", "bad 2", "bad 3", "ok 2")])
+        assert [r.content for r in results] == [None, "ok", None, None, "ok"]  # HTTP errors are answers, not outages
+    finally:
+        server.close()

@@ -15,8 +15,7 @@ import pytest
 from omegaconf import OmegaConf
 from PIL import Image
 
-from data_prep.endpoint import RemoteEndpointRefused
-from eval.endpoint_backend import EndpointUnavailable
+from data_prep.endpoint import EndpointUnavailable, RemoteEndpointRefused
 from eval.infer import infer
 from rewards.settings import ConfigValueError
 from tests.chat_server import FakeChatServer, completion

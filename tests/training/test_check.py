@@ -114,15 +114,3 @@ def test_a_handed_over_stage2_must_exist(compose_run, tmp_path):
     (tmp_path / "base-stage2").mkdir()
     assert check_all(compose_run("default", f"run_dir={tmp_path}", f"handover.stage2_dir={tmp_path}/base-stage2"))[
         "stage3"] == []
-
-
-def test_a_rerun_stage_marks_later_stages_incomplete(compose_run, tmp_path, monkeypatch):
-    import training.run as run_module
-
-    cfg = compose_run("default", f"run_dir={tmp_path}", "stage=stage2")
-    for stage in run_module.STAGES:
-        run_module.mark_complete(cfg, stage, {})
-    monkeypatch.setitem(run_module.RUNNERS, "stage2", lambda cfg: None)
-    run_module.run(compose_run("default", f"run_dir={tmp_path}", "stage=stage2", "force=true"))
-    remaining = {stage for stage in run_module.STAGES if run_module.marker(cfg, stage).exists()}
-    assert remaining == {"model", "data", "stage1", "cold_start", "stage2"}
