@@ -24,7 +24,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from data_prep.endpoint import CallCache, ChatEndpoint, EndpointConfig, image_part, request_key
+from data_prep.endpoint import CallCache, ChatEndpoint, EndpointConfig, image_part, public_url, redact, request_key
 from rewards.settings import config_bool
 
 log = logging.getLogger(__name__)
@@ -108,16 +108,17 @@ class EndpointGenerator:
         one connection error per item); servers without ``GET /models`` are not held to it."""
         import openai
 
+        url = public_url(self.endpoint.config.base_url)  # messages are printed and logged: no user:password@
         try:
             served = [model.id for model in self.endpoint.client.models.list()]
         except openai.APIConnectionError as error:
             raise EndpointUnavailable(
-                f"no OpenAI-compatible server answers at {self.endpoint.config.base_url} ({error}); serve the "
-                "model first (its card's serve.command), or point endpoint.base_url at it") from None
+                f"no OpenAI-compatible server answers at {url} ({redact(str(error), self.endpoint.secrets)}); serve "
+                "the model first (its card's serve.command), or point endpoint.base_url at it") from None
         except openai.APIStatusError:
             return
         if served and self.endpoint.config.model not in served:
-            raise EndpointUnavailable(f"{self.endpoint.config.base_url} serves {served}, not "
+            raise EndpointUnavailable(f"{url} serves {served}, not "
                                       f"{self.endpoint.config.model!r} (endpoint.model = --served-model-name)")
 
     def generate(self, texts: list[str], images: list[Path]) -> list[str | None]:

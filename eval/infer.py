@@ -27,7 +27,8 @@ import jinja2
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from data_prep.endpoint import public_url
+from data_prep.endpoint import RemoteEndpointRefused, public_url
+from eval.endpoint_backend import EndpointUnavailable
 from eval.jsonl import JsonlError, read_items
 from eval.model_cards import output_parser
 from eval.predictions import (PredictionsFileError, PredictionWriter, extract_answer, read_finished,
@@ -290,7 +291,8 @@ def main(cfg: DictConfig) -> None:
             print(json.dumps(result, indent=2))
             if result.get("failed"):
                 raise SystemExit(f"{result['failed']} items got no reply (errors above); rerun to retry only them")
-    except (JsonlError, ConfigValueError) as error:  # bad input: a clear message, not a traceback
+    except (JsonlError, ConfigValueError, RemoteEndpointRefused, EndpointUnavailable) as error:
+        # bad input or an endpoint that cannot be used: a clear message, not a traceback
         raise SystemExit(f"eval.infer: {error}") from None
 
 
