@@ -12,7 +12,7 @@ JSON), ``arena_vs_automated.png`` (Fig. 2j, with ``--automated`` and ``--params`
 The ranking and ``win_rates`` use each drawn pair's two presentation orders averaged (position bias
 cancels). The paper's Fig. 2i instead reports ordered pairs, so ``win_rates_ordered`` (CSV + JSON +
 heatmap) gives, per ordered pair, the share of judgments the first-shown model (row) won against
-the second-shown (column), ties counting half, unparseable verdicts left out; its diagonal is empty
+the second-shown (column), ties counting half, unparseable and failed judgments left out; its diagonal is empty
 and cell (a, b) + cell (b, a) need not be 1 (position bias shows as their sum's distance from 1).
 """
 
@@ -39,7 +39,7 @@ from eval.arena.bradley_terry import (
     ranks,
     sandwich_intervals,
 )
-from eval.arena.judges import VERDICTS, Battle, EndpointJudge, ReferenceJudge
+from eval.arena.judges import DECIDED, VERDICTS, Battle, EndpointJudge, ReferenceJudge
 from eval.arena.sampling import STRATEGIES, PairSampler
 from eval.jsonl import JsonlError, read_items
 from eval.predictions import PredictionsFileError, load_predictions
@@ -67,6 +67,10 @@ def shared_items(models: dict[str, Path], problems: dict[str, list[str]] | None 
     if not common:
         raise SystemExit("the models share no report-generation item: nothing to compare")
     return common, rows
+
+
+class JudgeUnavailable(RuntimeError):
+    """The judge decided no battle (an endpoint that is down, or no parseable verdict at all)."""
 
 
 def run_arena(args: argparse.Namespace) -> dict:
@@ -126,7 +130,7 @@ def run_arena(args: argparse.Namespace) -> dict:
             for (a, b), verdict, battle in zip(((i, j), (j, i)), verdicts[2 * index : 2 * index + 2],
                                                battles[2 * index : 2 * index + 2]):
                 log.append({"item": battle.item, "A": names[a], "B": names[b], "verdict": verdict, "propensity": p})
-                if verdict != "unparseable":
+                if verdict in DECIDED:
                     score_a = {"A": 1.0, "B": 0.0, "tie": 0.5}[verdict]
                     shares.append(score_a if a == i else 1 - score_a)
             if not shares:
@@ -135,6 +139,13 @@ def run_arena(args: argparse.Namespace) -> dict:
             first.append(i), second.append(j), outcome.append(share), propensity.append(p)
             sampler.update(pair, share, p)
         judged += len(drawn)
+        if all(verdict == "failed" for verdict in verdicts):
+            raise JudgeUnavailable(f"the judge answered none of the {len(verdicts)} requests of a round "
+                                   f"({'; '.join(sorted(set(getattr(judge, 'errors', [])))[:3])}); verdicts already "
+                                   "given are cached, so a rerun once the judge answers repeats none of them")
+    if not first:
+        counts = ", ".join(f"{verdict} {sum(entry['verdict'] == verdict for entry in log)}" for verdict in VERDICTS)
+        raise JudgeUnavailable(f"no battle was decided ({len(log)} judgments: {counts}): nothing to rank")
 
     battles = Battles(np.array(first), np.array(second), np.array(outcome), np.array(propensity))
     weighted = args.sampling != "uniform"
@@ -187,6 +198,7 @@ def run_arena(args: argparse.Namespace) -> dict:
         "score_normalized": "(1 + s / max|s|) / 2 of the centred Bradley-Terry scores s: max-absolute scaling mapped "
                             "onto [0, 1] (eval.arena.bradley_terry.normalized)",
         "malformed_rows": {name: found for name, found in problems.items() if found},
+        "judge_errors": sorted(set(getattr(judge, "errors", [])))[:10],
     }
     write_json(args.out / "summary.json", summary)
     return summary
@@ -199,7 +211,7 @@ def ordered_win_rates(log: list[dict], names: list[str]) -> tuple[np.ndarray, np
     wins = np.zeros((len(names), len(names)))
     counts = np.zeros((len(names), len(names)), dtype=int)
     for entry in log:
-        if entry["verdict"] == "unparseable":
+        if entry["verdict"] not in DECIDED:
             continue
         a, b = index[entry["A"]], index[entry["B"]]
         wins[a, b] += {"A": 1.0, "B": 0.0, "tie": 0.5}[entry["verdict"]]
@@ -317,7 +329,13 @@ def main(argv: list[str] | None = None) -> int:
     args.model = pairs_argument(Path)(args.model)
     args.automated = pairs_argument(Path)(args.automated)
     args.params = pairs_argument(float)(args.params)
-    summary = run_arena(args)
+    try:
+        summary = run_arena(args)
+    except JudgeUnavailable as error:
+        parser.exit(2, f"eval.arena: {error}\n")
+    if summary["verdicts"]["failed"]:
+        print(f"eval.arena: {summary['verdicts']['failed']} judgments failed and were left out (not cached: a rerun "
+              f"retries them): {summary['judge_errors'][:3]}", file=sys.stderr)
     for row in summary["ranking"]:
         low, high = row["ci95_bootstrap"]
         print(f"{row['rank']:>3}  {row['model']:24s} {row['score']:+.3f}  [{low:+.3f}, {high:+.3f}]  Elo {row['elo']:.0f}")
