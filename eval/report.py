@@ -34,11 +34,11 @@ import matplotlib
 import numpy as np
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from data_prep.writers import atomic_write_bytes  # noqa: E402
-from eval.predictions import read_predictions  # noqa: E402
-from eval.score import TABLE1_METRICS  # noqa: E402
+from data_prep.writers import atomic_write_bytes
+from eval.predictions import read_predictions
+from eval.score import TABLE1_METRICS, extract_final_answers
 
 COLUMNS = (*TABLE1_METRICS, "Average")
 
@@ -123,6 +123,8 @@ def length_figure(runs: dict[str, Path], out: Path) -> bool:
     # the scorable rows (eval.score already counted and named the others in metrics.json)
     predictions = {name: read_predictions(folder / "predictions.jsonl")[0].rows for name, folder in runs.items()
                    if (folder / "predictions.jsonl").exists()}
+    for rows in predictions.values():
+        extract_final_answers(rows)  # lengths of the final reports eval.score scored, not of whole responses
     report_rows = {name: [r for r in rows if r["task"] in ("findings", "impression")] for name, rows in predictions.items()}
     splits = sorted({f"{r['dataset']}/{r['task']}" for rows in report_rows.values() for r in rows})
     if not splits:

@@ -44,6 +44,7 @@ from eval.arena.sampling import STRATEGIES, PairSampler
 from eval.jsonl import JsonlError, read_items
 from eval.predictions import PredictionsFileError, load_predictions
 from eval.report import write_table
+from eval.score import extract_final_answers
 
 REPORT_TASKS = ("findings", "impression")
 
@@ -62,6 +63,7 @@ def shared_items(models: dict[str, Path], problems: dict[str, list[str]] | None 
             print(f"{path}: {len(skipped)} line(s) left out:" + "".join(f"\n  {p}" for p in skipped[:10]), file=sys.stderr)
         if problems is not None:
             problems[name] = skipped
+        extract_final_answers(loaded)  # a whole response is judged on its final report, as eval.score scores it
         rows[name] = {row["id"]: row for row in loaded if row["task"] in REPORT_TASKS}
     common = sorted(set.intersection(*(set(r) for r in rows.values()))) if rows else []
     if not common:
