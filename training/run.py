@@ -21,6 +21,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from data_prep.endpoint import redact
 from rewards.settings import ConfigValueError, check_booleans
 from training import check
 from training.render import ROOT, SFT_DATASETS, absolute, render, run_path
@@ -51,7 +52,7 @@ def run_logged(stage: str, command: list[str], cfg: DictConfig, env: dict[str, s
     """Run a trainer, teeing its output to <run_dir>/logs/<stage>.log; raise StageFailed on failure."""
     log = run_path(cfg, "logs", f"{stage}.log")
     log.parent.mkdir(parents=True, exist_ok=True)
-    say(f"{stage}: {' '.join(command)}  (log: {log})")
+    say(f"{stage}: {redact(' '.join(command), [])}  (log: {log})")  # an override's URL keeps no user:password@
     with log.open("w", encoding="utf-8") as handle:
         process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, text=True, bufsize=1)
