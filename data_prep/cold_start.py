@@ -25,12 +25,25 @@ from typing import Any
 
 import hydra
 import jinja2
-import pyarrow.parquet as pq
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from data_prep.endpoint import CallCache, ChatEndpoint, EndpointConfig, RemoteEndpointRefused, image_part, public_url
-from data_prep.writers import dataset_info_entry, update_dataset_info, write_json, write_jsonl
+from data_prep import readers
+from data_prep.endpoint import (
+    CallCache,
+    ChatEndpoint,
+    EndpointConfig,
+    RemoteEndpointRefused,
+    image_part,
+    public_url,
+)
+from data_prep.records import SourceMissingError
+from data_prep.writers import (
+    dataset_info_entry,
+    update_dataset_info,
+    write_json,
+    write_jsonl,
+)
 from rewards.boxes import BoxVerdict, judge_box, parse_boxes
 from rewards.components import closed_answer_score, multi_object_f1, open_ended_overlap
 from rewards.ground_truth import GroundTruth, GroundTruthError, parse_ground_truth
@@ -60,9 +73,9 @@ class Candidate:
 def load_candidates(data_dir: Path) -> list[Candidate]:
     path = data_dir / "cold_start" / "candidates.parquet"
     if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: run the data build (make data) first")
+        raise SourceMissingError(f"{path} is missing: run the data build (make data) first")
     candidates = []
-    for row in pq.read_table(path).to_pylist():
+    for row in readers.parquet_rows(path):  # empty or unreadable: SourceFileError naming the file
         try:
             truth = parse_ground_truth(row["answer"])
         except GroundTruthError as error:
@@ -285,7 +298,8 @@ def synthesize(cfg: DictConfig) -> dict[str, Any]:
 def main(cfg: DictConfig) -> None:
     try:
         report = synthesize(cfg)
-    except (ConfigValueError, RemoteEndpointRefused) as error:  # a setting to fix: the message, not a traceback
+    except (ConfigValueError, RemoteEndpointRefused, SourceMissingError, readers.SourceFileError) as error:
+        # a setting or an input to fix: the message, not a traceback
         raise SystemExit(f"data_prep.cold_start: {error}") from None
     print(json.dumps(report, indent=2))
 
