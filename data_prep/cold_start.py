@@ -29,21 +29,9 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from data_prep import readers
-from data_prep.endpoint import (
-    CallCache,
-    ChatEndpoint,
-    EndpointConfig,
-    RemoteEndpointRefused,
-    image_part,
-    public_url,
-)
+from data_prep.endpoint import CallCache, ChatEndpoint, EndpointConfig, RemoteEndpointRefused, image_part, public_url
 from data_prep.records import SourceMissingError
-from data_prep.writers import (
-    dataset_info_entry,
-    update_dataset_info,
-    write_json,
-    write_jsonl,
-)
+from data_prep.writers import dataset_info_entry, update_dataset_info, write_json, write_jsonl
 from rewards.boxes import BoxVerdict, judge_box, parse_boxes
 from rewards.components import closed_answer_score, multi_object_f1, open_ended_overlap
 from rewards.ground_truth import GroundTruth, GroundTruthError, parse_ground_truth
