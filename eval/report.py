@@ -34,11 +34,11 @@ import matplotlib
 import numpy as np
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+import matplotlib.pyplot as plt  # noqa: E402
 
-from data_prep.writers import atomic_write_bytes
-from eval.predictions import read_predictions
-from eval.score import TABLE1_METRICS, extract_final_answers
+from data_prep.writers import atomic_write_bytes  # noqa: E402
+from eval.predictions import read_predictions  # noqa: E402
+from eval.score import TABLE1_METRICS, extract_final_answers  # noqa: E402
 
 COLUMNS = (*TABLE1_METRICS, "Average")
 
