@@ -24,15 +24,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from data_prep.endpoint import (
-    CallCache,
-    ChatEndpoint,
-    EndpointConfig,
-    image_part,
-    public_url,
-    redact,
-    request_key,
-)
+from data_prep.endpoint import CallCache, ChatEndpoint, EndpointConfig, image_part, public_url, redact, request_key
 from rewards.settings import config_bool
 
 log = logging.getLogger(__name__)

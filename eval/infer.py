@@ -31,13 +31,8 @@ from data_prep.endpoint import RemoteEndpointRefused, public_url
 from eval.endpoint_backend import EndpointUnavailable
 from eval.jsonl import JsonlError, read_items
 from eval.model_cards import output_parser
-from eval.predictions import (
-    PredictionsFileError,
-    PredictionWriter,
-    extract_answer,
-    read_finished,
-    refuse_if_being_written,
-)
+from eval.predictions import (PredictionsFileError, PredictionWriter, extract_answer, read_finished,
+                              refuse_if_being_written)
 from rewards.frame import VISION_TOKENS
 from rewards.settings import ConfigValueError, check_booleans, config_bool
 
