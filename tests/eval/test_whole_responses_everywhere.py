@@ -47,3 +47,17 @@ def test_the_length_figure_counts_the_final_report(tmp_path, monkeypatch):
     assert plotted["whole"] == plotted["ground truth"] == [len(REPORT.split())] * 6
     assert json.loads((run / "predictions.jsonl").read_text().splitlines()[0])["prediction"].startswith("<think>")  # file unchanged
 
+
+
+def test_the_viewer_shows_the_final_answer_and_the_reasoning_as_steps(tmp_path):
+    from eval.viewer.items import load_view_items
+
+    (tmp_path / "test").mkdir()
+    items = tmp_path / "test" / "items.jsonl"
+    items.write_text("".join(json.dumps({"id": f"r{i}", "task": "findings", "images": [f"images/{i}.jpg"],
+                                         "prompt": "Describe the findings.", "answer": REPORT}) + "\n" for i in range(6)))
+    whole = write(tmp_path / "whole.jsonl", f"{REASONING} \\boxed{{{REPORT}}}")
+    view = load_view_items(items, {"whole": whole}, None, 0, False)
+    shown = view[0].predictions[0]
+    assert shown["prediction"] == REPORT and shown["reasoning"].startswith("The costophrenic angle")
+    assert "<think>" in shown["raw_output"]
