@@ -27,3 +27,18 @@ def test_the_reader_refuses_a_directory_and_reads_a_missing_file_as_empty(tmp_pa
     with pytest.raises(JsonlError, match="is not a regular file"):
         read_jsonl(tmp_path)
     assert read_jsonl(tmp_path / "not-yet-written.jsonl").rows == []  # a first eval.infer run's out
+
+
+@pytest.mark.parametrize("content, message", [
+    (b'{"reports": {', "not a readable metrics.json"),
+    (b'{"rows": 3}', "lacks ['reports', 'vqa'"),
+    (b"[]", "lacks ['reports'"),
+])
+def test_the_report_names_a_broken_metrics_file(tmp_path, capsys, content, message):
+    from eval.report import main as report_main
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "metrics.json").write_bytes(content)
+    with pytest.raises(SystemExit) as stopped:
+        report_main(["--run", f"a={tmp_path / 'run'}", "--out", str(tmp_path / "report")])
+    assert stopped.value.code == 2 and message in capsys.readouterr().err
