@@ -196,6 +196,11 @@ def infer(cfg: DictConfig) -> dict[str, Any]:
     check_resume(out, provenance)  # before anything is cut or loaded
     finished = {row["id"] for row in read_finished(out, repair=True)}
     todo = [item for item in items if item["id"] not in finished]
+    missing = [item["images"][0] for item in todo if not (image_root / item["images"][0]).is_file()]
+    if missing:  # found now, not hours into the run when the batch holding one is reached
+        raise JsonlError(f"{items_path}: {len(missing)} item(s) point at images that are not files under "
+                         f"{image_root} (e.g. {missing[:3]}); set image_root= to the folder the items' paths "
+                         "are relative to")
     template = None
     if cfg.reasoning_format:
         template = jinja2.Template((ROOT / cfg.format_prompt).read_text(encoding="utf-8").strip())
