@@ -30,7 +30,7 @@ from tqdm import tqdm
 from data_prep.endpoint import RemoteEndpointRefused, public_url
 from eval.endpoint_backend import EndpointUnavailable
 from eval.jsonl import JsonlError, read_items
-from eval.model_cards import output_parser
+from eval.model_cards import CardError, output_parser
 from eval.predictions import (PredictionsFileError, PredictionWriter, extract_answer, read_finished,
                               refuse_if_being_written)
 from rewards.frame import VISION_TOKENS
@@ -184,6 +184,7 @@ def infer(cfg: DictConfig) -> dict[str, Any]:
     from PIL import Image
 
     check_booleans(cfg, BOOLEANS)
+    parse = output_parser(cfg.get("parsing"))  # a wrong setting fails here, before a model loads
     items_path = Path(cfg.items_file)
     out = shard_path(Path(cfg.out), cfg.shard, cfg.shards)
     image_root = Path(cfg.image_root) if cfg.image_root else items_path.parent.parent
@@ -209,12 +210,11 @@ def infer(cfg: DictConfig) -> dict[str, Any]:
 
         generator = EndpointGenerator(cfg, out)
     elif cfg.get("system_prompt"):
-        raise ValueError("system_prompt is sent by backend=endpoint only")
+        raise ConfigValueError("system_prompt is sent by backend=endpoint only")
     else:
         generator = (VLLMGenerator(cfg.model, cfg.sampling, cfg.vllm) if cfg.backend == "vllm"
                      else HFGenerator(cfg.model, cfg.sampling))
     load_image = getattr(generator, "image_input", lambda path: Image.open(path).convert("RGB"))
-    parse = output_parser(cfg.get("parsing"))
     failed = 0
     writer = PredictionWriter(out)
     start = time.perf_counter()
@@ -296,7 +296,7 @@ def main(cfg: DictConfig) -> None:
             print(json.dumps(result, indent=2))
             if result.get("failed"):
                 raise SystemExit(f"{result['failed']} items got no reply (errors above); rerun to retry only them")
-    except (JsonlError, ConfigValueError, RemoteEndpointRefused, EndpointUnavailable) as error:
+    except (JsonlError, ConfigValueError, CardError, RemoteEndpointRefused, EndpointUnavailable) as error:
         # bad input or an endpoint that cannot be used: a clear message, not a traceback
         raise SystemExit(f"eval.infer: {error}") from None
 

@@ -50,3 +50,16 @@ def test_the_cli_refuses_in_one_message_without_credentials(items, tmp_path, end
     assert expected in result.stderr and "Traceback" not in result.stderr
     assert PASSWORD not in result.stderr + result.stdout
     assert not any(PASSWORD.encode() in path.read_bytes() for path in tmp_path.rglob("*") if path.is_file())
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    (["backend=endpoint"], "endpoint.model: set the served model name"),
+    (["system_prompt=Be brief."], "system_prompt is sent by backend=endpoint only"),
+    (["parsing.answer=json"], "parsing.answer must be one of"),
+])
+def test_a_setting_to_fix_is_one_message(items, tmp_path, overrides, expected):  # noqa: F811
+    result = subprocess.run([sys.executable, "-m", "eval.infer", "model=m", f"items_file={items}",
+                             f"out={tmp_path / 'p.jsonl'}", *overrides],
+                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert result.returncode != 0 and expected in result.stderr and "Traceback" not in result.stderr, result.stderr[-1500:]
