@@ -42,6 +42,19 @@ BOOLEANS = ("reasoning_format", "endpoint.allow_remote_endpoint", "parsing.strip
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def check_numbers(cfg: DictConfig) -> None:
+    """``ConfigValueError`` for a count that is not a positive integer (``limit=-1`` would silently drop
+    the last item, ``batch_size=0`` fail deep inside), or a shard outside ``0..shards-1``."""
+    for key in ("limit", "batch_size", "shards", "data_parallel", "sampling.max_new_tokens"):
+        value = OmegaConf.select(cfg, key)
+        if key == "limit" and value is None:
+            continue
+        if type(value) is not int or value < 1:  # type(): True is not a count
+            raise ConfigValueError(f"{key} must be an integer >= 1{' or null' if key == 'limit' else ''}, got {value!r}")
+    if type(cfg.shard) is not int or not 0 <= cfg.shard < cfg.shards:
+        raise ConfigValueError(f"shard must be an integer in 0..{cfg.shards - 1}, got {cfg.shard!r}")
+
+
 def load_items(path: Path, limit: int | None) -> list[dict[str, Any]]:
     """The evaluation items (``eval.jsonl.read_items``); a bad line, an invalid item or a repeated id
     is an error naming its line: inference never runs on a silently shortened item set."""
@@ -184,6 +197,7 @@ def infer(cfg: DictConfig) -> dict[str, Any]:
     from PIL import Image
 
     check_booleans(cfg, BOOLEANS)
+    check_numbers(cfg)
     parse = output_parser(cfg.get("parsing"))  # a wrong setting fails here, before a model loads
     items_path = Path(cfg.items_file)
     out = shard_path(Path(cfg.out), cfg.shard, cfg.shards)
@@ -252,6 +266,7 @@ def infer_data_parallel(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]
 
     n, per_engine = cfg.data_parallel, cfg.vllm.tensor_parallel_size
     check_booleans(cfg, BOOLEANS)
+    check_numbers(cfg)
     check_resume(Path(cfg.out), run_provenance(cfg))  # the merge below replaces out: only with the same setup
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     gpus = visible.split(",") if visible else [str(i) for i in range(_gpu_count())]

@@ -27,3 +27,22 @@ def test_missing_images_are_named_before_anything_runs(tmp_path):
     with pytest.raises(JsonlError, match=r"1 item\(s\) point at images .*images/3.jpg.*image_root="):
         infer(cfg)
     assert not (tmp_path / "predictions.jsonl").exists()
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"limit": -1}, "limit must be an integer >= 1 or null, got -1"),
+    ({"limit": 0}, "limit must be an integer >= 1 or null"),
+    ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
+    ({"sampling": {"max_new_tokens": True}}, "sampling.max_new_tokens must be an integer >= 1"),
+    ({"shard": 2, "shards": 2}, "shard must be an integer in 0..1, got 2"),
+])
+def test_counts_are_checked_before_anything_runs(tmp_path, override, message):
+    """limit=-1 ran every item but the last, silently; batch_size=0 failed deep inside."""
+    from rewards.settings import ConfigValueError
+
+    base = OmegaConf.load(ROOT / "recipes" / "eval" / "xraybench.yaml")
+    base.pop("hydra")
+    cfg = OmegaConf.merge(base, {"model": "m", "items_file": str(tmp_path / "items.jsonl"),
+                                 "out": str(tmp_path / "p.jsonl")}, override)
+    with pytest.raises(ConfigValueError, match=message):
+        infer(cfg)
