@@ -287,6 +287,20 @@ def scatter(path: Path, table: list[dict], automated: dict[str, Path], params: d
     plt.close(figure)
 
 
+def at_least(lowest: int):
+    """argparse type: an integer >= ``lowest`` (``--round 0`` looped forever, ``--budget 0`` judged nothing)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < lowest:
+            raise argparse.ArgumentTypeError(f"must be at least {lowest}, got {value}")
+        return value
+
+    return parse
+
+
 def pairs_argument(kind):
     def parse(values: list[str]) -> dict:
         parsed = {}
@@ -305,12 +319,12 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", required=True, help="NAME=predictions.jsonl (twice or more)")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--budget", type=int, default=6000, help="judged pairs (each judged in both orders)")
-    parser.add_argument("--round", type=int, default=200, help="pairs drawn per round between updates")
+    parser.add_argument("--budget", type=at_least(1), default=6000, help="judged pairs (each judged in both orders)")
+    parser.add_argument("--round", type=at_least(1), default=200, help="pairs drawn per round between updates")
     parser.add_argument("--sampling", choices=STRATEGIES, default="uniform",
                         help="uniform (default: see the README's benchmark), active (paper eq. 7), active_mixed")
     parser.add_argument("--clip-weights", type=float, help="cap inverse-propensity weights at this value")
-    parser.add_argument("--bootstrap", type=int, default=200)
+    parser.add_argument("--bootstrap", type=at_least(0), default=200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--judge", choices=["reference", "endpoint"], default="endpoint")
     parser.add_argument("--base-url", default="http://127.0.0.1:8000/v1")
@@ -318,8 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-key-env", default="OPENAI_API_KEY")
     parser.add_argument("--allow-remote-endpoint", action="store_true",
                         help="allow a non-local judge (reports of credentialed data leave your site)")
-    parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--max-retries", type=int, default=4)
+    parser.add_argument("--concurrency", type=at_least(1), default=8)
+    parser.add_argument("--max-retries", type=at_least(0), default=4)
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--cache-dir", type=Path)
     parser.add_argument("--no-reference", action="store_true", help="judge without the reference report")

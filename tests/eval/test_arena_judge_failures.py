@@ -52,3 +52,13 @@ def test_failed_judgments_are_counted_apart_and_retried_on_a_rerun(tmp_path):
     assert first["verdicts"]["failed"] > 0 and first["verdicts"]["unparseable"] == 0
     assert any("overloaded" in error for error in first["judge_errors"])
     assert again["verdicts"]["failed"] == 0 and again["requests_sent"] == first["verdicts"]["failed"]
+
+
+@pytest.mark.parametrize("option, value", [("--round", "0"), ("--budget", "0"), ("--budget", "-3"), ("--concurrency", "0")])
+def test_counts_out_of_range_are_refused_by_the_parser(tmp_path, capsys, option, value):
+    """--round 0 drew nothing per round and looped forever."""
+    paths = write_models(tmp_path)
+    with pytest.raises(SystemExit) as stopped:
+        arena_main([f"--model={n}={p}" for n, p in paths.items()] + ["--judge", "reference", option, value,
+                                                                      "--out", str(tmp_path / "out")])
+    assert stopped.value.code == 2 and "must be at least" in capsys.readouterr().err
