@@ -202,10 +202,7 @@ def infer(cfg: DictConfig) -> dict[str, Any]:
     items_path = Path(cfg.items_file)
     out = shard_path(Path(cfg.out), cfg.shard, cfg.shards)
     image_root = Path(cfg.image_root) if cfg.image_root else items_path.parent.parent
-    items = load_items(items_path, cfg.limit)
-    ids = [item["id"] for item in items]
-    if len(set(ids)) != len(ids):
-        raise ValueError(f"{items_path}: item ids are not unique")
+    items = load_items(items_path, cfg.limit)  # ids unique: read_items refuses a repeated one
     items = items[cfg.shard :: cfg.shards]
     provenance = run_provenance(cfg)
     check_resume(out, provenance)  # before anything is cut or loaded
