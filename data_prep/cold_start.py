@@ -37,12 +37,14 @@ from rewards.components import closed_answer_score, multi_object_f1, open_ended_
 from rewards.ground_truth import GroundTruth, GroundTruthError, parse_ground_truth
 from rewards.normalize import LIST_SEPARATOR, written_answer
 from rewards.response import first_reasoning, format_problem, last_boxed
-from rewards.settings import ConfigValueError, check_booleans
+from rewards.settings import ConfigValueError, check_booleans, check_counts
 
 log = logging.getLogger("data_prep.cold_start")
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 DATASET_NAME = "deepmedix_cold_start"
 OFFLINE_TEACHER = "offline-template (built from the ground truth; not a model)"
+COUNTS = {"size": 1, "batch_size": 1, "teacher.max_tokens": 1, "teacher.concurrency": 1, "teacher.max_retries": 0,
+          "verifier.max_tokens": 1, "verifier.concurrency": 1, "verifier.max_retries": 0}  # batch_size=0: a traceback
 BOOLEANS = ("teacher.allow_remote_endpoint", "verifier.allow_remote_endpoint", "verifier.enabled")  # of cold_start.yaml
 
 
@@ -196,6 +198,7 @@ def endpoint_config(section: DictConfig) -> EndpointConfig:
 
 def synthesize(cfg: DictConfig) -> dict[str, Any]:
     check_booleans(cfg, BOOLEANS)
+    check_counts(cfg, COUNTS)
     data_dir = Path(cfg.data_dir).resolve()
     out = data_dir / "cold_start"
     candidates = load_candidates(data_dir)

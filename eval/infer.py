@@ -34,7 +34,7 @@ from eval.model_cards import CardError, output_parser
 from eval.predictions import (PredictionsFileError, PredictionWriter, extract_answer, read_finished,
                               refuse_if_being_written)
 from rewards.frame import VISION_TOKENS
-from rewards.settings import ConfigValueError, check_booleans, config_bool
+from rewards.settings import ConfigValueError, check_booleans, check_counts, config_bool
 
 # every boolean of recipes/eval/xraybench.yaml
 BOOLEANS = ("reasoning_format", "endpoint.allow_remote_endpoint", "parsing.strip_report_header")
@@ -45,12 +45,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def check_numbers(cfg: DictConfig) -> None:
     """``ConfigValueError`` for a count that is not a positive integer (``limit=-1`` would silently drop
     the last item, ``batch_size=0`` fail deep inside), or a shard outside ``0..shards-1``."""
-    for key in ("limit", "batch_size", "shards", "data_parallel", "sampling.max_new_tokens"):
-        value = OmegaConf.select(cfg, key)
-        if key == "limit" and value is None:
-            continue
-        if type(value) is not int or value < 1:  # type(): True is not a count
-            raise ConfigValueError(f"{key} must be an integer >= 1{' or null' if key == 'limit' else ''}, got {value!r}")
+    check_counts(cfg, {key: 1 for key in ("limit", "batch_size", "shards", "data_parallel", "sampling.max_new_tokens")},
+                 optional=("limit",))
     if type(cfg.shard) is not int or not 0 <= cfg.shard < cfg.shards:
         raise ConfigValueError(f"shard must be an integer in 0..{cfg.shards - 1}, got {cfg.shard!r}")
 

@@ -23,3 +23,15 @@ def test_a_missing_or_broken_candidates_file_is_one_message(tmp_path, content, m
                             cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode != 0
     assert message in result.stderr and "Traceback" not in result.stderr, result.stderr[-1500:]
+
+
+@pytest.mark.parametrize("override, message", [
+    ("batch_size=0", "batch_size must be an integer >= 1, got 0"),
+    ("size=-1", "size must be an integer >= 1, got -1"),
+    ("teacher.concurrency=true", "teacher.concurrency must be an integer >= 1, got True"),
+])
+def test_a_count_out_of_range_is_one_message(tmp_path, override, message):
+    result = subprocess.run([sys.executable, "-m", "data_prep.cold_start", f"data_dir={tmp_path}", override],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode != 0
+    assert message in result.stderr and "Traceback" not in result.stderr, result.stderr[-1500:]
