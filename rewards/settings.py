@@ -5,7 +5,8 @@ Python's truthiness reads as true: an opt-in (sending credentialed data to a rem
 forced rerun) would be switched on by a word meant to switch it off. So every boolean the project
 reads from a config (data build, cold start, evaluation, training run, viewer) goes through
 ``config_bool``: ``true``/``false`` (YAML, Hydra) pass; a string, a number or null is an error that
-names the key. The trainers' own recipe keys are checked by ``training.check``.
+names the key. The trainers' own recipe keys are checked by ``training.check``. Counts go through
+``check_counts`` the same way (``limit=-1`` or ``batch_size=0`` is an error, not a shortened run).
 """
 
 from __future__ import annotations
