@@ -260,6 +260,7 @@ def infer_data_parallel(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]
     n, per_engine = cfg.data_parallel, cfg.vllm.tensor_parallel_size
     check_booleans(cfg, BOOLEANS)
     check_numbers(cfg)
+    load_items(Path(cfg.items_file), cfg.limit)  # a missing or damaged items file: its message, before anything
     check_resume(Path(cfg.out), run_provenance(cfg))  # the merge below replaces out: only with the same setup
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     gpus = visible.split(",") if visible else [str(i) for i in range(_gpu_count())]

@@ -35,3 +35,14 @@ def test_a_count_out_of_range_is_one_message(tmp_path, override, message):
                             cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode != 0
     assert message in result.stderr and "Traceback" not in result.stderr, result.stderr[-1500:]
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe not utf-8", b"{cut", b"[1, 2]", b'{"other": 1}'])
+def test_a_damaged_cache_entry_is_a_miss_not_a_traceback(tmp_path, content):
+    from data_prep.endpoint import CallCache
+
+    cache = CallCache(tmp_path)
+    cache.put("ab" + "0" * 62, "kept", "m")
+    assert cache.get("ab" + "0" * 62) == "kept"
+    cache._path("ab" + "0" * 62).write_bytes(content)
+    assert cache.get("ab" + "0" * 62) is None

@@ -46,3 +46,15 @@ def test_counts_are_checked_before_anything_runs(tmp_path, override, message):
                                  "out": str(tmp_path / "p.jsonl")}, override)
     with pytest.raises(ConfigValueError, match=message):
         infer(cfg)
+
+
+def test_the_data_parallel_launcher_names_a_missing_items_file(tmp_path):
+    """It hashed the items file for the provenance first: a FileNotFoundError traceback."""
+    from eval.infer import infer_data_parallel
+
+    base = OmegaConf.load(ROOT / "recipes" / "eval" / "xraybench.yaml")
+    base.pop("hydra")
+    cfg = OmegaConf.merge(base, {"model": "m", "items_file": str(tmp_path / "gone.jsonl"),
+                                 "out": str(tmp_path / "p.jsonl"), "data_parallel": 2})
+    with pytest.raises(JsonlError, match="gone.jsonl: the evaluation items file does not exist"):
+        infer_data_parallel(cfg, [])
