@@ -76,6 +76,32 @@ BOOLEANS = ("images.resize", "grpo.disjoint_from_stage1", "stage1.fill_shortfall
             "cold_start.fill_shortfall", "xraybench.local.allow_unknown_subjects")  # every boolean of build.yaml
 
 
+# every number of build.yaml that sizes or bounds the outputs: (key, lowest value, integer?). A typo
+# (stage1.size=-5, xraybench.scale=abc) is refused at start, never an empty set built with exit 0
+# or a traceback after hours of image work.
+NUMBERS = (("stage1.size", 1, True), ("grpo.size", 1, True), ("grpo.val_size", 1, True),
+           ("cold_start.candidates", 1, True), ("xraybench.scale", 0, False), ("images.workers", 0, True),
+           ("images.quality", 1, True), ("grounding.absent_per_present", 0, False), ("max_skip_fraction", 0, False),
+           ("max_text_chars", 1, True), ("seed", 0, True), ("openi.test_fraction", 0, False),
+           ("openi.validate_fraction", 0, False))
+
+
+def check_numbers(cfg: DictConfig) -> None:
+    """``ConfigValueError`` naming the first key of ``NUMBERS`` that is not a number >= its lowest value
+    (an integer where it must be one); a scale must be above 0, a fraction at most 1."""
+    for key, lowest, integer in NUMBERS:
+        value = OmegaConf.select(cfg, key)
+        if value is None:
+            continue
+        kind = int if integer else (int, float)
+        fraction = key.endswith("fraction")
+        if (isinstance(value, bool) or not isinstance(value, kind) or value < lowest or not value == value
+                or (key == "xraybench.scale" and value <= 0) or (fraction and value > 1)):
+            wanted = ("a number in (0, ...)" if key == "xraybench.scale" else "a number in [0, 1]" if fraction
+                      else f"an integer >= {lowest}" if integer else f"a number >= {lowest}")
+            raise ConfigValueError(f"{key} must be {wanted}, got {value!r} ({type(value).__name__})")
+
+
 class LeakageError(RuntimeError):
     """A patient of the evaluation set is in a training output."""
 
@@ -403,6 +429,7 @@ def task_pools(samples: list[Sample], split: str, expand_grounding: bool) -> dic
 def build(cfg: DictConfig) -> dict[str, Any]:
     """Build every dataset into ``cfg.out_dir``, holding its lock (a second build is refused)."""
     check_booleans(cfg, BOOLEANS)
+    check_numbers(cfg)
     out_dir = Path(cfg.out_dir).resolve()
     with output_lock(out_dir):
         for path in remove_stale_temporaries(out_dir):
@@ -418,6 +445,10 @@ def _build_locked(cfg: DictConfig) -> dict[str, Any]:
     out_dir = Path(cfg.out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     check_allow_empty(list(cfg.allow_empty))
+    if cfg.xraybench.mode == "local":  # refused now, not after hours of image work on the releases
+        local_file = Path(cfg.data_root) / cfg.sources.xraybench / cfg.xraybench.local.file
+        if not local_file.is_file():
+            raise SourceMissingError(f"xraybench.mode=local but {local_file} does not exist")
     skips = SkipLog()
     samples, status = parse_sources(cfg, skips)
     samples = bound_text(drop_duplicate_ids(samples, skips), cfg.max_text_chars, skips)

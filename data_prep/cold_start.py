@@ -25,20 +25,21 @@ from typing import Any
 
 import hydra
 import jinja2
-import pyarrow.parquet as pq
 from omegaconf import DictConfig
 from tqdm import tqdm
 
+from data_prep import readers
 from data_prep.endpoint import (CallCache, ChatEndpoint, EndpointConfig, EndpointUnavailable, RemoteEndpointRefused,
                                 image_part, preflight, public_url)
-from data_prep.outputs import require_rows
+from data_prep.outputs import EmptyOutputError, require_rows
+from data_prep.records import SourceMissingError
 from data_prep.writers import dataset_info_entry, update_dataset_info, write_json, write_jsonl
 from rewards.boxes import BoxVerdict, judge_box, parse_boxes
 from rewards.components import closed_answer_score, multi_object_f1, open_ended_overlap
 from rewards.ground_truth import GroundTruth, GroundTruthError, parse_ground_truth
 from rewards.normalize import LIST_SEPARATOR, written_answer
 from rewards.response import first_reasoning, format_problem, last_boxed
-from rewards.settings import ConfigValueError, check_booleans
+from rewards.settings import ConfigValueError, check_booleans, check_counts
 
 log = logging.getLogger("data_prep.cold_start")
 HOW_TO_SERVE = ("Start one (`make serve-teacher`, or `vllm serve <model> --host 127.0.0.1 --port 8000`), or let the "
@@ -46,6 +47,8 @@ HOW_TO_SERVE = ("Start one (`make serve-teacher`, or `vllm serve <model> --host 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 DATASET_NAME = "deepmedix_cold_start"
 OFFLINE_TEACHER = "offline-template (built from the ground truth; not a model)"
+COUNTS = {"size": 1, "batch_size": 1, "teacher.max_tokens": 1, "teacher.concurrency": 1, "teacher.max_retries": 0,
+          "verifier.max_tokens": 1, "verifier.concurrency": 1, "verifier.max_retries": 0}  # batch_size=0: a traceback
 BOOLEANS = ("teacher.allow_remote_endpoint", "verifier.allow_remote_endpoint", "verifier.enabled")  # of cold_start.yaml
 
 
@@ -64,10 +67,10 @@ class Candidate:
 def load_candidates(data_dir: Path) -> list[Candidate]:
     path = data_dir / "cold_start" / "candidates.parquet"
     if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: run the data build (make data) first")
-    rows = pq.read_table(path).to_pylist()
-    require_rows(path, len(rows))
+        raise SourceMissingError(f"{path} is missing: run the data build (make data) first")
     candidates = []
+    rows = readers.parquet_rows(path, allow_empty=True)  # unreadable: SourceFileError naming the file
+    require_rows(path, len(rows))  # empty: EmptyOutputError naming the data build and why
     for row in rows:
         try:
             truth = parse_ground_truth(row["answer"])
@@ -201,6 +204,7 @@ def endpoint_config(section: DictConfig) -> EndpointConfig:
 
 def synthesize(cfg: DictConfig) -> dict[str, Any]:
     check_booleans(cfg, BOOLEANS)
+    check_counts(cfg, COUNTS)
     data_dir = Path(cfg.data_dir).resolve()
     out = data_dir / "cold_start"
     candidates = load_candidates(data_dir)
@@ -295,7 +299,9 @@ def synthesize(cfg: DictConfig) -> dict[str, Any]:
 def main(cfg: DictConfig) -> None:
     try:
         report = synthesize(cfg)
-    except (ConfigValueError, RemoteEndpointRefused) as error:  # a setting to fix: the message, not a traceback
+    except (ConfigValueError, RemoteEndpointRefused, SourceMissingError, readers.SourceFileError,
+            EmptyOutputError) as error:
+        # a setting or an input to fix: the message, not a traceback
         raise SystemExit(f"data_prep.cold_start: {error}") from None
     except EndpointUnavailable as error:
         log.error("cold start stopped: %s", error)

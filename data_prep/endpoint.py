@@ -186,8 +186,8 @@ class CallCache:
     def get(self, key: str) -> str | None:
         try:
             return json.loads(self._path(key).read_text(encoding="utf-8"))["content"]
-        except (FileNotFoundError, json.JSONDecodeError, KeyError):
-            return None
+        except (FileNotFoundError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+            return None  # absent or damaged (not UTF-8, not JSON, not our object): asked again, then rewritten
 
     def put(self, key: str, content: str, model: str) -> None:
         path = self._path(key)

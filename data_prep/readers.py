@@ -392,8 +392,9 @@ def json_lines(path: Path, source: str, skips: SkipLog | None) -> Iterator[tuple
         raise SourceFileError(f"{path} has no records (only blank lines)")
 
 
-def parquet_rows(path: Path) -> list[dict[str, Any]]:
-    """The rows of a Parquet file; a file pyarrow cannot read is refused."""
+def parquet_rows(path: Path, allow_empty: bool = False) -> list[dict[str, Any]]:
+    """The rows of a Parquet file; a file pyarrow cannot read is refused, and so is one without rows
+    unless ``allow_empty`` (a caller that explains an empty file itself)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -402,7 +403,7 @@ def parquet_rows(path: Path) -> list[dict[str, Any]]:
         rows = pq.read_table(path).to_pylist()
     except (pa.ArrowException, OSError) as error:
         raise SourceFileError(f"{path} is not a readable Parquet file: {error}") from None
-    if not rows:
+    if not rows and not allow_empty:
         raise SourceFileError(f"{path} has no rows")
     return rows
 

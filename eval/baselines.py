@@ -27,6 +27,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from data_prep.endpoint import public_url, redact
 from data_prep.writers import atomic_write_bytes, write_json
 from eval.model_cards import ROOT, CardError, infer_overrides, load_card
 
@@ -101,11 +102,12 @@ def run_model(card: dict[str, Any], args: argparse.Namespace, sets: list[str], g
     else:
         cfg = infer_config(card, args, predictions, sets)
         if cfg.backend == "endpoint":
-            result.update(base_url=cfg.endpoint.base_url, served_model=cfg.endpoint.model)
+            result.update(base_url=public_url(str(cfg.endpoint.base_url)), served_model=cfg.endpoint.model)
         try:
             result["inference"] = infer(cfg)
         except Exception as error:  # noqa: BLE001 - one model's failure must not stop the others
-            return {**result, "status": "failed", "error": f"{type(error).__name__}: {error}"}
+            # written to baselines.json and the console: no user:password@ of any URL the error names
+            return {**result, "status": "failed", "error": redact(f"{type(error).__name__}: {error}", [])}
         if result["inference"].get("failed"):
             return {**result, "status": "failed",
                     "error": f"{result['inference']['failed']} items got no reply; rerun to retry only them"}

@@ -25,7 +25,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from data_prep.endpoint import CallCache, ChatEndpoint, EndpointConfig, image_part, preflight, request_key
-from rewards.settings import config_bool
+from rewards.settings import ConfigValueError, config_bool
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def endpoint_config(section: DictConfig, sampling: DictConfig) -> EndpointConfig
     # "yes", "1" or "false" as text must not open a remote endpoint
     allow = config_bool(section.allow_remote_endpoint, "endpoint.allow_remote_endpoint")
     if not section.model:
-        raise ValueError("endpoint.model: set the served model name (vllm serve --served-model-name ...)")
+        raise ConfigValueError("endpoint.model: set the served model name (vllm serve --served-model-name ...)")
     return EndpointConfig(
         base_url=str(section.base_url), model=str(section.model), api_key_env=str(section.api_key_env),
         allow_remote_endpoint=allow, temperature=float(sampling.temperature),

@@ -27,19 +27,28 @@ import jinja2
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from data_prep.endpoint import public_url
+from data_prep.endpoint import EndpointUnavailable, RemoteEndpointRefused, public_url
 from data_prep.outputs import EmptyOutputError, require_rows
 from eval.jsonl import JsonlError, read_items
-from eval.model_cards import output_parser
+from eval.model_cards import CardError, output_parser
 from eval.predictions import (PredictionsFileError, PredictionWriter, extract_answer, read_finished,
                               refuse_if_being_written)
 from rewards.frame import VISION_TOKENS
-from rewards.settings import ConfigValueError, check_booleans, config_bool
+from rewards.settings import ConfigValueError, check_booleans, check_counts, config_bool
 
 # every boolean of recipes/eval/xraybench.yaml
 BOOLEANS = ("reasoning_format", "endpoint.allow_remote_endpoint", "parsing.strip_report_header")
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def check_numbers(cfg: DictConfig) -> None:
+    """``ConfigValueError`` for a count that is not a positive integer (``limit=-1`` would silently drop
+    the last item, ``batch_size=0`` fail deep inside), or a shard outside ``0..shards-1``."""
+    check_counts(cfg, {key: 1 for key in ("limit", "batch_size", "shards", "data_parallel", "sampling.max_new_tokens")},
+                 optional=("limit",))
+    if type(cfg.shard) is not int or not 0 <= cfg.shard < cfg.shards:
+        raise ConfigValueError(f"shard must be an integer in 0..{cfg.shards - 1}, got {cfg.shard!r}")
 
 
 def load_items(path: Path, limit: int | None) -> list[dict[str, Any]]:
@@ -184,18 +193,22 @@ def infer(cfg: DictConfig) -> dict[str, Any]:
     from PIL import Image
 
     check_booleans(cfg, BOOLEANS)
+    check_numbers(cfg)
+    parse = output_parser(cfg.get("parsing"))  # a wrong setting fails here, before a model loads
     items_path = Path(cfg.items_file)
     out = shard_path(Path(cfg.out), cfg.shard, cfg.shards)
     image_root = Path(cfg.image_root) if cfg.image_root else items_path.parent.parent
-    items = load_items(items_path, cfg.limit)
-    ids = [item["id"] for item in items]
-    if len(set(ids)) != len(ids):
-        raise ValueError(f"{items_path}: item ids are not unique")
+    items = load_items(items_path, cfg.limit)  # ids unique: read_items refuses a repeated one
     items = items[cfg.shard :: cfg.shards]
     provenance = run_provenance(cfg)
     check_resume(out, provenance)  # before anything is cut or loaded
     finished = {row["id"] for row in read_finished(out, repair=True)}
     todo = [item for item in items if item["id"] not in finished]
+    missing = [item["images"][0] for item in todo if not (image_root / item["images"][0]).is_file()]
+    if missing:  # found now, not hours into the run when the batch holding one is reached
+        raise JsonlError(f"{items_path}: {len(missing)} item(s) point at images that are not files under "
+                         f"{image_root} (e.g. {missing[:3]}); set image_root= to the folder the items' paths "
+                         "are relative to")
     template = None
     if cfg.reasoning_format:
         template = jinja2.Template((ROOT / cfg.format_prompt).read_text(encoding="utf-8").strip())
@@ -204,12 +217,11 @@ def infer(cfg: DictConfig) -> dict[str, Any]:
 
         generator = EndpointGenerator(cfg, out)
     elif cfg.get("system_prompt"):
-        raise ValueError("system_prompt is sent by backend=endpoint only")
+        raise ConfigValueError("system_prompt is sent by backend=endpoint only")
     else:
         generator = (VLLMGenerator(cfg.model, cfg.sampling, cfg.vllm) if cfg.backend == "vllm"
                      else HFGenerator(cfg.model, cfg.sampling))
     load_image = getattr(generator, "image_input", lambda path: Image.open(path).convert("RGB"))
-    parse = output_parser(cfg.get("parsing"))
     failed = 0
     writer = PredictionWriter(out)
     start = time.perf_counter()
@@ -247,6 +259,8 @@ def infer_data_parallel(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]
 
     n, per_engine = cfg.data_parallel, cfg.vllm.tensor_parallel_size
     check_booleans(cfg, BOOLEANS)
+    check_numbers(cfg)
+    load_items(Path(cfg.items_file), cfg.limit)  # a missing or damaged items file: its message, before anything
     check_resume(Path(cfg.out), run_provenance(cfg))  # the merge below replaces out: only with the same setup
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     gpus = visible.split(",") if visible else [str(i) for i in range(_gpu_count())]
@@ -291,7 +305,8 @@ def main(cfg: DictConfig) -> None:
             print(json.dumps(result, indent=2))
             if result.get("failed"):
                 raise SystemExit(f"{result['failed']} items got no reply (errors above); rerun to retry only them")
-    except (JsonlError, ConfigValueError, EmptyOutputError) as error:  # bad input: a clear message, not a traceback
+    except (JsonlError, ConfigValueError, EmptyOutputError, CardError, RemoteEndpointRefused,
+            EndpointUnavailable) as error:  # bad input or an endpoint that cannot be used: a message, not a traceback
         raise SystemExit(f"eval.infer: {error}") from None
 
 

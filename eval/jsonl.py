@@ -87,6 +87,8 @@ def read_jsonl(path: Path) -> JsonlContent:
     content = JsonlContent(path)
     if not path.exists():
         return content
+    if not path.is_file():  # a directory, a FIFO (which would block): a clear error, not an OSError
+        raise JsonlError(f"{path} is not a regular file")
     data = path.read_bytes()
     parts = data.split(b"\n")
     offset = 0

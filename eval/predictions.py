@@ -165,8 +165,14 @@ class PredictionWriter:
 
 def load_predictions(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
     """Scorable rows, and a ``path:line: reason`` for every line left out. Repeated ids raise
-    ``PredictionsFileError`` (a question or report counted twice would change the numbers)."""
-    content, duplicates = read_predictions(path)
+    ``PredictionsFileError`` (a question or report counted twice would change the numbers), and so
+    does a missing file (which would otherwise read as one with no rows)."""
+    if not Path(path).exists():
+        raise PredictionsFileError(f"{path}: the predictions file does not exist")
+    try:
+        content, duplicates = read_predictions(path)
+    except JsonlError as error:
+        raise PredictionsFileError(str(error)) from None
     if duplicates:
         shown = "\n  ".join(f"{path}:{bad.line}: {bad.reason}" for bad in duplicates[:10])
         raise PredictionsFileError(f"{path}: {len(duplicates)} row(s) repeat an earlier id; each item must be "

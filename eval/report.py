@@ -38,7 +38,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from data_prep.writers import atomic_write_bytes  # noqa: E402
 from eval.predictions import read_predictions  # noqa: E402
-from eval.score import TABLE1_METRICS  # noqa: E402
+from eval.score import TABLE1_METRICS, extract_final_answers  # noqa: E402
 
 COLUMNS = (*TABLE1_METRICS, "Average")
 
@@ -123,6 +123,8 @@ def length_figure(runs: dict[str, Path], out: Path) -> bool:
     # the scorable rows (eval.score already counted and named the others in metrics.json)
     predictions = {name: read_predictions(folder / "predictions.jsonl")[0].rows for name, folder in runs.items()
                    if (folder / "predictions.jsonl").exists()}
+    for rows in predictions.values():
+        extract_final_answers(rows)  # lengths of the final reports eval.score scored, not of whole responses
     report_rows = {name: [r for r in rows if r["task"] in ("findings", "impression")] for name, rows in predictions.items()}
     splits = sorted({f"{r['dataset']}/{r['task']}" for rows in report_rows.values() for r in rows})
     if not splits:
@@ -282,11 +284,30 @@ def chexbert_figures(runs: dict[str, dict], out: Path) -> list[str]:
     return written
 
 
+class MetricsFileError(ValueError):
+    """A run's metrics.json that is not one eval.score wrote (broken, cut, or another tool's)."""
+
+
+METRICS_KEYS = ("reports", "vqa", "implementations", "bootstrap", "not_computed")
+
+
+def load_metrics(path: Path) -> dict:
+    """A run's metrics.json, checked for what the report reads; a broken one is named, not a traceback."""
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise MetricsFileError(f"{path}: not a readable metrics.json ({error})") from None
+    missing = [key for key in METRICS_KEYS if key not in metrics] if isinstance(metrics, dict) else list(METRICS_KEYS)
+    if missing:
+        raise MetricsFileError(f"{path}: lacks {missing}: not a metrics.json written by eval.score (rescore the run)")
+    return metrics
+
+
 def build_report(runs: dict[str, Path], out: Path, allow_different_items: bool = False) -> list[str]:
     """The tables, figures and README. Runs scored on different items of a split are refused
     (``NotComparable``) unless ``allow_different_items``; non-comparable rows (that, or a split some
     runs lack) are marked and the README says why."""
-    metrics = {name: json.loads((folder / "metrics.json").read_text()) for name, folder in runs.items()}
+    metrics = {name: load_metrics(folder / "metrics.json") for name, folder in runs.items()}
     differences, different_items = item_set_differences(metrics)
     if different_items and not allow_different_items:
         listed = "".join(f"\n  {split}: {differences[split]}" for split in sorted(different_items))
@@ -339,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         runs[name] = Path(folder)
     try:
         written = build_report(runs, args.out, args.allow_different_items)
-    except NotComparable as error:
+    except (NotComparable, MetricsFileError) as error:
         parser.exit(2, f"eval.report: {error}\n")
     print(f"report written to {args.out}: {', '.join(written)}")
     return 0

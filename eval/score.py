@@ -217,9 +217,7 @@ def score(args: argparse.Namespace) -> dict[str, Any]:
         key = f"{row['dataset']}/{row['task']}" if row["task"] in REPORT_TASKS else str(row["dataset"])
         groups[key].append(row)
     not_computed: dict[str, str] = {}
-    report_rows = [row for row in rows if row["task"] in REPORT_TASKS]
-    if len({row["id"] for row in report_rows}) != len(report_rows):
-        raise SystemExit(f"{args.predictions}: report ids are not unique")
+    report_rows = [row for row in rows if row["task"] in REPORT_TASKS]  # ids unique: load_predictions refuses repeats
     tokens = tokenize_reports(report_rows, args, not_computed)
     reports = {key: score_reports(group, tokens, args, not_computed) for key, group in sorted(groups.items())
                if group[0]["task"] in REPORT_TASKS}

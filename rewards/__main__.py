@@ -28,21 +28,35 @@ from rewards.frame import Frame
 from rewards.ground_truth import GroundTruthError, encode_ground_truth, ground_truth_from_dict, parse_ground_truth
 
 
-def read_rollouts(path: Path) -> tuple[list[dict], list[str]]:
-    rows, problems = [], []
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
+class LineProblem(str):
+    """Why a line is not a JSON row (kept apart from a row that is itself a JSON string)."""
+
+
+def json_lines(path: Path):
+    """(line number, row or why the line is not one) for each non-blank line of a JSON Lines file.
+    A line that is not UTF-8 or not JSON is a counted problem, never a traceback that loses the rest."""
+    with path.open("rb") as lines:
+        for number, raw in enumerate(lines, start=1):
+            if not raw.strip():
                 continue
             try:
-                row = json.loads(line)
+                yield number, json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError as error:
+                yield number, LineProblem(f"not UTF-8 (byte {error.start})")
             except json.JSONDecodeError as error:
-                problems.append(f"line {number}: not JSON ({error.msg})")
-                continue
-            if not isinstance(row, dict) or "response" not in row or not ({"ground_truth", "answer"} & set(row)):
-                problems.append(f"line {number}: needs 'response' and 'ground_truth' (or 'answer')")
-                continue
-            rows.append(row)
+                yield number, LineProblem(f"not JSON ({error.msg})")
+
+
+def read_rollouts(path: Path) -> tuple[list[dict], list[str]]:
+    rows, problems = [], []
+    for number, row in json_lines(path):
+        if isinstance(row, LineProblem):
+            problems.append(f"line {number}: {row}")
+            continue
+        if not isinstance(row, dict) or "response" not in row or not ({"ground_truth", "answer"} & set(row)):
+            problems.append(f"line {number}: needs 'response' and 'ground_truth' (or 'answer')")
+            continue
+        rows.append(row)
     return rows, problems
 
 
@@ -147,14 +161,7 @@ def dataset_rows(path: Path):
         for number, row in enumerate(pq.read_table(path).to_pylist(), start=1):
             yield number, row
         return
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield number, json.loads(line)
-            except json.JSONDecodeError as error:
-                yield number, f"not JSON ({error.msg})"
+    yield from json_lines(path)
 
 
 def command_validate(args: argparse.Namespace) -> int:
@@ -164,7 +171,7 @@ def command_validate(args: argparse.Namespace) -> int:
     rows = bad = 0
     for number, row in dataset_rows(args.dataset):
         rows += 1
-        if isinstance(row, str):
+        if isinstance(row, LineProblem):
             problem = row
         elif not isinstance(row, dict) or args.answer_key not in row:
             problem = f"no {args.answer_key!r} field"

@@ -5,7 +5,8 @@ Python's truthiness reads as true: an opt-in (sending credentialed data to a rem
 forced rerun) would be switched on by a word meant to switch it off. So every boolean the project
 reads from a config (data build, cold start, evaluation, training run, viewer) goes through
 ``config_bool``: ``true``/``false`` (YAML, Hydra) pass; a string, a number or null is an error that
-names the key. The trainers' own recipe keys are checked by ``training.check``.
+names the key. The trainers' own recipe keys are checked by ``training.check``. Counts go through
+``check_counts`` the same way (``limit=-1`` or ``batch_size=0`` is an error, not a shortened run).
 """
 
 from __future__ import annotations
@@ -37,3 +38,22 @@ def check_booleans(config: Any, names: Iterable[str], where: str = "") -> None:
             node = node[part]
         else:
             config_bool(node, f"{where}: {name}" if where else name)
+
+
+def check_counts(config: Any, lowest: Mapping[str, int], optional: Iterable[str] = ()) -> None:
+    """Each dotted key of ``lowest`` that ``config`` holds must be an integer >= its value (a bool is
+    not one; a key in ``optional`` may be null): ``ConfigValueError`` naming the key otherwise. A
+    count of -1 or 0 typed by mistake would otherwise build or run an empty or shortened set."""
+    optional = set(optional)
+    for name, least in lowest.items():
+        node: Any = config
+        for part in name.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                break
+            node = node[part]
+        else:
+            if node is None and name in optional:
+                continue
+            if type(node) is not int or node < least:
+                raise ConfigValueError(f"{name} must be an integer >= {least}{' or null' if name in optional else ''}, "
+                                       f"got {node!r}")

@@ -25,3 +25,13 @@ def test_it_declares_the_grpo_objective_lengths_and_metrics():
     for topic in ("GRPO clip", "Dual clip", "Loss averaging", "KL reference", "Response length", "F1-RadGraph",
                   "Average", "r_coo", "Report Arena scores"):
         assert topic in topics, topic
+
+
+def test_deviations_are_declared_in_the_table_only():
+    """One place for deviations: no other section keeps its own list (a user reads the table)."""
+    text = README.read_text()
+    outside = text.split("\n## Deviations from the paper\n", 1)[0]
+    assert not [line for line in outside.splitlines() if line.lstrip().startswith("Deviations")]
+    topics = " ".join(row[0] for row in deviation_rows()[2:])
+    for topic in ("Report Arena judge", "Table 1's baselines"):
+        assert topic in topics, topic

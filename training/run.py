@@ -29,6 +29,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from data_prep.endpoint import redact
 from rewards.settings import ConfigValueError, check_booleans
 from training import check, launch, markers
 from training.llamafactory_parser import close_shared as close_parser
@@ -53,11 +54,12 @@ def run_logged(stage: str, command: list[str], cfg: DictConfig, env: dict[str, s
     the earlier ones' lines); raise StageFailed on failure. Every stage gets ``launch.stage_env``."""
     log = run_path(cfg, "logs", f"{log_name or stage}.log")
     log.parent.mkdir(parents=True, exist_ok=True)
-    say(f"{stage}: {' '.join(command)}  (log: {log})")
+    shown = redact(" ".join(command), [])  # an override's URL keeps no user:password@ (console and log)
+    say(f"{stage}: {shown}  (log: {log})")
     full_env = {**os.environ, **launch.stage_env(env)}
     with log.open("a", encoding="utf-8") as handle:
         stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        handle.write(f"===== {stamp} attempt: {' '.join(command)}\n")
+        handle.write(f"===== {stamp} attempt: {shown}\n")
         handle.flush()
         process = subprocess.Popen(command, cwd=ROOT, env=full_env, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, text=True, bufsize=1)

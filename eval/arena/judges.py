@@ -25,7 +25,8 @@ from data_prep.endpoint import CallCache, ChatEndpoint, EndpointConfig, image_pa
 from rewards.components import open_ended_overlaps
 
 ROOT = Path(__file__).resolve().parents[2]
-VERDICTS = ("A", "B", "tie", "unparseable")
+VERDICTS = ("A", "B", "tie", "unparseable", "failed")  # failed: the judge gave no reply (not cached; a rerun retries)
+DECIDED = ("A", "B", "tie")  # the verdicts that count
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ class EndpointJudge:
         self.template = jinja2.Template((ROOT / "recipes" / "prompts" / template).read_text().strip())
         self.with_reference, self.with_image = with_reference, with_image
         self.name = f"{config.model} at {public_url(config.base_url)}"  # no user:password@ in summaries
+        self.errors: list[str] = []
 
     def messages(self, battle: Battle) -> list[dict]:
         text = self.template.render(task=battle.task, report_a=battle.report_a, report_b=battle.report_b,
@@ -83,8 +85,11 @@ class EndpointJudge:
         return [{"role": "user", "content": content}]
 
     def judge(self, battles: list[Battle]) -> list[str]:
+        """A verdict per battle; "failed" where the call got no reply after its retries (its error,
+        redacted, kept in ``errors``): a judge that is down is not a judge that cannot decide."""
         results = self.endpoint.complete_all([self.messages(b) for b in battles])
-        return [parse_verdict(result.content) for result in results]
+        self.errors += [result.error or "no reply" for result in results if result.content is None]
+        return ["failed" if result.content is None else parse_verdict(result.content) for result in results]
 
     @property
     def calls_made(self) -> int:

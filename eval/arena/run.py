@@ -12,7 +12,7 @@ JSON), ``arena_vs_automated.png`` (Fig. 2j, with ``--automated`` and ``--params`
 The ranking and ``win_rates`` use each drawn pair's two presentation orders averaged (position bias
 cancels). The paper's Fig. 2i instead reports ordered pairs, so ``win_rates_ordered`` (CSV + JSON +
 heatmap) gives, per ordered pair, the share of judgments the first-shown model (row) won against
-the second-shown (column), ties counting half, unparseable verdicts left out; its diagonal is empty
+the second-shown (column), ties counting half, unparseable and failed judgments left out; its diagonal is empty
 and cell (a, b) + cell (b, a) need not be 1 (position bias shows as their sum's distance from 1).
 """
 
@@ -39,11 +39,12 @@ from eval.arena.bradley_terry import (
     ranks,
     sandwich_intervals,
 )
-from eval.arena.judges import VERDICTS, Battle, EndpointJudge, ReferenceJudge
+from eval.arena.judges import DECIDED, VERDICTS, Battle, EndpointJudge, ReferenceJudge
 from eval.arena.sampling import STRATEGIES, PairSampler
 from eval.jsonl import JsonlError, read_items
 from eval.predictions import PredictionsFileError, load_predictions
 from eval.report import write_table
+from eval.score import extract_final_answers
 
 REPORT_TASKS = ("findings", "impression")
 
@@ -62,11 +63,16 @@ def shared_items(models: dict[str, Path], problems: dict[str, list[str]] | None 
             print(f"{path}: {len(skipped)} line(s) left out:" + "".join(f"\n  {p}" for p in skipped[:10]), file=sys.stderr)
         if problems is not None:
             problems[name] = skipped
+        extract_final_answers(loaded)  # a whole response is judged on its final report, as eval.score scores it
         rows[name] = {row["id"]: row for row in loaded if row["task"] in REPORT_TASKS}
     common = sorted(set.intersection(*(set(r) for r in rows.values()))) if rows else []
     if not common:
         raise SystemExit("the models share no report-generation item: nothing to compare")
     return common, rows
+
+
+class JudgeUnavailable(RuntimeError):
+    """The judge decided no battle (an endpoint that is down, or no parseable verdict at all)."""
 
 
 def run_arena(args: argparse.Namespace) -> dict:
@@ -126,7 +132,7 @@ def run_arena(args: argparse.Namespace) -> dict:
             for (a, b), verdict, battle in zip(((i, j), (j, i)), verdicts[2 * index : 2 * index + 2],
                                                battles[2 * index : 2 * index + 2]):
                 log.append({"item": battle.item, "A": names[a], "B": names[b], "verdict": verdict, "propensity": p})
-                if verdict != "unparseable":
+                if verdict in DECIDED:
                     score_a = {"A": 1.0, "B": 0.0, "tie": 0.5}[verdict]
                     shares.append(score_a if a == i else 1 - score_a)
             if not shares:
@@ -135,6 +141,13 @@ def run_arena(args: argparse.Namespace) -> dict:
             first.append(i), second.append(j), outcome.append(share), propensity.append(p)
             sampler.update(pair, share, p)
         judged += len(drawn)
+        if all(verdict == "failed" for verdict in verdicts):
+            raise JudgeUnavailable(f"the judge answered none of the {len(verdicts)} requests of a round "
+                                   f"({'; '.join(sorted(set(getattr(judge, 'errors', [])))[:3])}); verdicts already "
+                                   "given are cached, so a rerun once the judge answers repeats none of them")
+    if not first:
+        counts = ", ".join(f"{verdict} {sum(entry['verdict'] == verdict for entry in log)}" for verdict in VERDICTS)
+        raise JudgeUnavailable(f"no battle was decided ({len(log)} judgments: {counts}): nothing to rank")
 
     battles = Battles(np.array(first), np.array(second), np.array(outcome), np.array(propensity))
     weighted = args.sampling != "uniform"
@@ -187,6 +200,7 @@ def run_arena(args: argparse.Namespace) -> dict:
         "score_normalized": "(1 + s / max|s|) / 2 of the centred Bradley-Terry scores s: max-absolute scaling mapped "
                             "onto [0, 1] (eval.arena.bradley_terry.normalized)",
         "malformed_rows": {name: found for name, found in problems.items() if found},
+        "judge_errors": sorted(set(getattr(judge, "errors", [])))[:10],
     }
     write_json(args.out / "summary.json", summary)
     return summary
@@ -199,7 +213,7 @@ def ordered_win_rates(log: list[dict], names: list[str]) -> tuple[np.ndarray, np
     wins = np.zeros((len(names), len(names)))
     counts = np.zeros((len(names), len(names)), dtype=int)
     for entry in log:
-        if entry["verdict"] == "unparseable":
+        if entry["verdict"] not in DECIDED:
             continue
         a, b = index[entry["A"]], index[entry["B"]]
         wins[a, b] += {"A": 1.0, "B": 0.0, "tie": 0.5}[entry["verdict"]]
@@ -273,6 +287,20 @@ def scatter(path: Path, table: list[dict], automated: dict[str, Path], params: d
     plt.close(figure)
 
 
+def at_least(lowest: int):
+    """argparse type: an integer >= ``lowest`` (``--round 0`` looped forever, ``--budget 0`` judged nothing)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < lowest:
+            raise argparse.ArgumentTypeError(f"must be at least {lowest}, got {value}")
+        return value
+
+    return parse
+
+
 def pairs_argument(kind):
     def parse(values: list[str]) -> dict:
         parsed = {}
@@ -291,12 +319,12 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", required=True, help="NAME=predictions.jsonl (twice or more)")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--budget", type=int, default=6000, help="judged pairs (each judged in both orders)")
-    parser.add_argument("--round", type=int, default=200, help="pairs drawn per round between updates")
+    parser.add_argument("--budget", type=at_least(1), default=6000, help="judged pairs (each judged in both orders)")
+    parser.add_argument("--round", type=at_least(1), default=200, help="pairs drawn per round between updates")
     parser.add_argument("--sampling", choices=STRATEGIES, default="uniform",
                         help="uniform (default: see the README's benchmark), active (paper eq. 7), active_mixed")
     parser.add_argument("--clip-weights", type=float, help="cap inverse-propensity weights at this value")
-    parser.add_argument("--bootstrap", type=int, default=200)
+    parser.add_argument("--bootstrap", type=at_least(0), default=200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--judge", choices=["reference", "endpoint"], default="endpoint")
     parser.add_argument("--base-url", default="http://127.0.0.1:8000/v1")
@@ -304,8 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-key-env", default="OPENAI_API_KEY")
     parser.add_argument("--allow-remote-endpoint", action="store_true",
                         help="allow a non-local judge (reports of credentialed data leave your site)")
-    parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--max-retries", type=int, default=4)
+    parser.add_argument("--concurrency", type=at_least(1), default=8)
+    parser.add_argument("--max-retries", type=at_least(0), default=4)
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--cache-dir", type=Path)
     parser.add_argument("--no-reference", action="store_true", help="judge without the reference report")
@@ -317,7 +345,13 @@ def main(argv: list[str] | None = None) -> int:
     args.model = pairs_argument(Path)(args.model)
     args.automated = pairs_argument(Path)(args.automated)
     args.params = pairs_argument(float)(args.params)
-    summary = run_arena(args)
+    try:
+        summary = run_arena(args)
+    except JudgeUnavailable as error:
+        parser.exit(2, f"eval.arena: {error}\n")
+    if summary["verdicts"]["failed"]:
+        print(f"eval.arena: {summary['verdicts']['failed']} judgments failed and were left out (not cached: a rerun "
+              f"retries them): {summary['judge_errors'][:3]}", file=sys.stderr)
     for row in summary["ranking"]:
         low, high = row["ci95_bootstrap"]
         print(f"{row['rank']:>3}  {row['model']:24s} {row['score']:+.3f}  [{low:+.3f}, {high:+.3f}]  Elo {row['elo']:.0f}")

@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from data_prep.writers import atomic_write_bytes, write_json
+from eval.jsonl import JsonlError
 from eval.viewer.export import export_items
 from eval.viewer.items import load_view_items
 from eval.viewer.results import DIMENSIONS, table2
@@ -76,10 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "serve":
-        config = yaml.safe_load(args.config.read_text())
         try:
+            config = yaml.safe_load(args.config.read_text(encoding="utf-8"))
             server = start_server(config)
-        except ViewerConfigError as error:
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, ViewerConfigError, JsonlError) as error:
+            # a config or an input file to fix: one message, not a traceback
             raise SystemExit(f"{args.config}: {error}") from None
         report_problems(server.problems)
         print(f"viewer on {server.url}/?token=<your token>  (mode: {server.mode}, {len(server.items)} items); Ctrl-C stops")
@@ -90,7 +92,13 @@ def main(argv: list[str] | None = None) -> int:
             server.close()
     elif args.command == "export":
         problems: list[str] = []
-        items = load_view_items(args.items_file, named_paths(args.predictions), None, 0, blind=False, problems=problems)
+        paths = named_paths(args.predictions)
+        if missing := [str(path) for path in paths.values() if not path.is_file()]:
+            raise SystemExit(f"--predictions: no such file {missing}")
+        try:
+            items = load_view_items(args.items_file, paths, None, 0, blind=False, problems=problems)
+        except JsonlError as error:
+            raise SystemExit(str(error)) from None
         report_problems(problems)
         written = export_items(items, args.out, args.limit)
         print(f"exported {len(written)} PNGs to {args.out}")

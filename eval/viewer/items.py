@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eval.jsonl import read_items
-from eval.predictions import read_predictions
+from eval.predictions import extract_answer, read_predictions
+from eval.score import holds_whole_response
 from rewards.boxes import parse_boxes
+from rewards.response import last_boxed
 
 _STEP_MARK = re.compile(r"(?:^|\s)(?=Step\s*\d+\s*[:.)])", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"(?<=[.;!?])\s+(?=[A-Z\[(])")
@@ -37,6 +39,15 @@ class ViewItem:
     predictions: tuple[dict, ...]
 
 
+def with_reasoning(row: dict) -> dict:
+    """A row whose ``prediction`` holds a whole response (another tool's output): its reasoning, to show
+    as steps, and its final answer read as ``eval.score`` scores it (the last ``\\boxed{}``)."""
+    if row.get("reasoning") or not holds_whole_response(row["prediction"]):
+        return row
+    return {**row, "reasoning": extract_answer(row["prediction"])["reasoning"], "raw_output": row["prediction"],
+            "prediction": last_boxed(row["prediction"]) or ""}
+
+
 def load_view_items(items_file: Path, predictions: dict[str, Path], size: int | None, seed: int,
                     blind: bool, problems: list[str] | None = None) -> list[ViewItem]:
     """The items every model answered. Lines of the items or predictions files that cannot be
@@ -49,7 +60,7 @@ def load_view_items(items_file: Path, predictions: dict[str, Path], size: int | 
     for name, path in predictions.items():
         rows, duplicates = read_predictions(Path(path))
         problems += rows.problems() + [f"{path}:{bad.line}: {bad.reason}" for bad in duplicates]
-        by_model[name] = {row["id"]: row for row in rows.rows}
+        by_model[name] = {row["id"]: with_reasoning(row) for row in rows.rows}
     shared = sorted(set(items).intersection(*(set(rows) for rows in by_model.values())))
     if size is not None and size < len(shared):
         shared = sorted(random.Random(seed).sample(shared, size))

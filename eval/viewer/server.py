@@ -93,6 +93,23 @@ def check_config(config: dict) -> None:
         raise ViewerConfigError(f"request_timeout_s must be a positive number, got {timeout!r}")
     if not isinstance(config["predictions"], dict) or not 1 <= len(config["predictions"]) <= 2:
         raise ViewerConfigError("predictions must map one or two model names to predictions files")
+    for key, path in [("items_file", config["items_file"]), *((f"predictions.{name}", path)
+                                                               for name, path in config["predictions"].items())]:
+        if not isinstance(path, (str, os.PathLike)) or not Path(path).is_file():  # missing: no item shown, silently
+            raise ViewerConfigError(f"{key}: no such file {path!r}")
+    sample = config.get("sample") or {}
+    if not isinstance(sample, dict):
+        raise ViewerConfigError(f"sample must be {{size, seed}}, got {sample!r:.60}")
+    for key, value in sample.items():
+        if key not in ("size", "seed"):
+            raise ViewerConfigError(f"sample: unknown key {key!r} (it has size and seed)")
+        if key == "size" and not (value is None or type(value) is int and value >= 1):  # type(): not a bool
+            raise ViewerConfigError(f"sample.size must be a positive integer or null, got {value!r:.60}")
+        if key == "seed" and not (type(value) is int and value >= 0):
+            raise ViewerConfigError(f"sample.seed must be an integer >= 0, got {value!r:.60}")
+    roots = config.get("image_roots", [])
+    if not isinstance(roots, list) or not all(isinstance(root, (str, os.PathLike)) for root in roots):
+        raise ViewerConfigError(f"image_roots must be a list of folders, got {roots!r:.80}")
 
 
 def validate_labels(labels, item: ViewItem, sides: dict[str, int]) -> list[dict]:

@@ -69,3 +69,12 @@ def test_each_entry_point_refuses_a_string_boolean_before_any_work(tmp_path, rea
         with pytest.raises(ConfigValueError, match=key.replace(".", r"\.")):
             entry(OmegaConf.create(cfg))
     assert not (tmp_path / "never").exists()
+
+
+def test_counts_are_integers_in_range():
+    from rewards.settings import check_counts
+
+    check_counts({"a": {"b": 3}, "limit": None}, {"a.b": 1, "limit": 1, "absent": 1}, optional=("limit",))
+    for value in (0, -1, 2.0, True, "3", None):
+        with pytest.raises(ConfigValueError, match="a.b must be an integer >= 1"):
+            check_counts({"a": {"b": value}}, {"a.b": 1})
