@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from enum import Enum
 
+import numpy as np
+
 from rewards.frame import Frame
 
 Box = tuple[float, float, float, float]
@@ -51,6 +53,22 @@ def judge_box(box: Box, frame: Frame, max_area_fraction: float = MAX_BOX_AREA_FR
     if (x2 - x1) * (y2 - y1) >= max_area_fraction * frame.area:
         return BoxVerdict.WHOLE_IMAGE
     return BoxVerdict.VALID
+
+
+def judge_boxes(
+    boxes: np.ndarray, widths: np.ndarray, heights: np.ndarray, max_area_fraction: float = MAX_BOX_AREA_FRACTION
+) -> tuple[np.ndarray, np.ndarray]:
+    """``judge_box`` for many boxes at once: ``boxes`` ``[n, 4]`` float64, each in the frame of the
+    same row of ``widths`` and ``heights`` (int64). Returns (VALID, OUTSIDE_FRAME) as boolean
+    arrays; the rules and float operations are ``judge_box``'s, in the same order."""
+    x1, y1, x2, y2 = boxes.T
+    well_formed = (x1 < x2) & (y1 < y2)  # also catches NaN, which compares false
+    outside = well_formed & ((x1 < 0) | (y1 < 0) | (x2 > widths) | (y2 > heights))
+    valid = well_formed & ~outside
+    with np.errstate(all="ignore"):  # inf - inf of boxes already judged: no warning for them
+        valid &= ~((x2 - x1 < MIN_BOX_SIDE) | (y2 - y1 < MIN_BOX_SIDE))
+        valid &= ~((x2 - x1) * (y2 - y1) >= max_area_fraction * (widths * heights))
+    return valid, outside
 
 
 def box_iou(a: Box, b: Box) -> float:
