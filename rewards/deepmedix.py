@@ -123,7 +123,6 @@ class RewardConfig:
         ]
 
 
-_UNREAD = object()  # a ground truth not yet read in this batch
 SCORE_KEYS = ("overall", "answer", "format", "coordinate", "grounding", "boxes", "out_of_frame", "invalid_ground_truth")
 
 
@@ -149,42 +148,29 @@ def score_batch(
     """
     extras = config.components() if extras is None else extras
     keys = SCORE_KEYS + tuple(key for key, _, _ in extras)
-    slot_of: dict[tuple[str, str], int] = {}
-    texts: list[str] = []  # per distinct (response, ground truth): the response text ...
-    truths: list[GroundTruth | None] = []  # ... and its ground truth, None when unreadable
-    truth_of: dict[str, GroundTruth | None] = {}  # this batch's ground truths: n rollouts share one
-    slots = []
-    for response, raw_truth in zip(responses, ground_truths, strict=True):
-        text = response if isinstance(response, str) else ""
-        if isinstance(raw_truth, str):
-            slot = slot_of.get((text, raw_truth))
-            if slot is None:
-                slot = slot_of[text, raw_truth] = len(texts)
-                truth = truth_of.get(raw_truth, _UNREAD)
-                if truth is _UNREAD:
-                    truth = truth_of[raw_truth] = _read_ground_truth(raw_truth)
-                texts.append(text)
-                truths.append(truth)
-        else:  # not a string: unreadable (parse_ground_truth says why)
-            slot = len(texts)
-            texts.append(text)
-            truths.append(None)
-        slots.append(slot)
-
-    shared = [dict.fromkeys(keys, 0.0) for _ in texts]
+    if len(responses) != len(ground_truths):
+        raise ValueError(f"{len(responses)} responses but {len(ground_truths)} ground truths")
+    pairs, slots = _distinct_pairs(responses, ground_truths)
+    texts = [response if isinstance(response, str) else "" for response, _ in pairs]
+    truths = _read_ground_truths([raw_truth for _, raw_truth in pairs])
     readable = [slot for slot, truth in enumerate(truths) if truth is not None]
-    for slot, truth in enumerate(truths):
-        if truth is None:
-            shared[slot]["invalid_ground_truth"] = 1.0
+    shared: list[dict[str, float]] = [{}] * len(pairs)  # per distinct pair, every key in SCORE_KEYS order
     if config.preset == "upstream":
         from rewards import upstream  # nltk and rouge-score load only for this preset
 
         for slot in readable:
+            shared[slot] = dict.fromkeys(keys, 0.0)
             shared[slot].update(upstream.score(texts[slot], truths[slot], config.format_weight))
     else:
         terms = _paper_batch([texts[slot] for slot in readable], [truths[slot] for slot in readable], config)
         for slot, response_terms in zip(readable, terms):
-            shared[slot].update(response_terms)
+            shared[slot] = response_terms
+            if extras:
+                response_terms.update(dict.fromkeys(keys[len(SCORE_KEYS) :], 0.0))
+    for slot, truth in enumerate(truths):
+        if truth is None:
+            shared[slot] = dict.fromkeys(keys, 0.0)
+            shared[slot]["invalid_ground_truth"] = 1.0
     if not extras:
         _guard_overall(shared)
         return [shared[slot].copy() for slot in slots]
@@ -208,9 +194,33 @@ def _guard_overall(results: list[dict[str, float]]) -> None:
             result["overall"] = _finite(overall)
 
 
-def _read_ground_truth(raw_truth: str) -> GroundTruth | None:
+def _distinct_pairs(responses: list[Any], ground_truths: list[Any]) -> tuple[list[tuple[Any, Any]], list[int]]:
+    """(the distinct (response, ground truth) pairs, first seen first; each input's pair index),
+    found in C by a dict. Unhashable inputs (never valid, but possible) are each their own pair."""
     try:
-        return parse_ground_truth(raw_truth)
+        index_of = dict.fromkeys(zip(responses, ground_truths))
+    except TypeError:
+        return list(zip(responses, ground_truths)), list(range(len(responses)))
+    pairs = list(index_of)
+    index_of.update(zip(pairs, range(len(pairs))))
+    return pairs, list(map(index_of.__getitem__, zip(responses, ground_truths)))
+
+
+def _read_ground_truths(raw_truths: list[Any]) -> list[GroundTruth | None]:
+    """Each ground truth read, None where unreadable; each distinct one read once (n rollouts of a
+    prompt share it)."""
+    try:
+        truth_of = dict.fromkeys(raw_truths)
+    except TypeError:  # unhashable: not a string, so unreadable
+        return [_read_ground_truth(raw_truth) for raw_truth in raw_truths]
+    for raw_truth in truth_of:
+        truth_of[raw_truth] = _read_ground_truth(raw_truth)
+    return list(map(truth_of.__getitem__, raw_truths))
+
+
+def _read_ground_truth(raw_truth: Any) -> GroundTruth | None:
+    try:
+        return parse_ground_truth(raw_truth)  # not a string: GroundTruthError too
     except GroundTruthError:
         return None
 
@@ -249,7 +259,7 @@ def _paper_batch(texts: list[str], truths: list[GroundTruth], config: RewardConf
                    + np.array(coordinate, dtype=np.float64) + config.grounding_weight * grounding)
     return [
         {"overall": o, "answer": a, "format": f, "coordinate": c, "grounding": g, "boxes": float(b),
-         "out_of_frame": float(left)}
+         "out_of_frame": float(left), "invalid_ground_truth": 0.0}  # SCORE_KEYS, in order
         for o, a, f, c, g, b, left in zip(overall.tolist(), answer.tolist(), form.tolist(), coordinate,
                                           grounding.tolist(), box_counts, left_frame)
     ]
