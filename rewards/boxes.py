@@ -16,10 +16,11 @@ from rewards.frame import Frame
 
 Box = tuple[float, float, float, float]
 
-_NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
-BOX_PATTERN = re.compile(
-    rf"\[\s*({_NUMBER})\s*,\s*({_NUMBER})\s*,\s*({_NUMBER})\s*,\s*({_NUMBER})\s*\]"
-)
+# Possessive quantifiers (``++``, ``*+``, ``?+``): what a number or a run of spaces has taken,
+# nothing after it could use, so a failed match stops there instead of trying shorter splits.
+_NUMBER = r"[-+]?+(?:\d++(?:\.\d*+)?+|\.\d++)(?:[eE][-+]?+\d++)?+"
+# One group, the four numbers with their commas and spaces: ``box_values`` splits them in C.
+BOX_PATTERN = re.compile(rf"\[(\s*+{_NUMBER}\s*+,\s*+{_NUMBER}\s*+,\s*+{_NUMBER}\s*+,\s*+{_NUMBER}\s*+)\]")
 
 # A box narrower or shorter than this many pixels marks no region (sub-pixel or a line).
 MIN_BOX_SIDE = 1.0
@@ -39,7 +40,15 @@ class BoxVerdict(str, Enum):
 
 def parse_boxes(text: str) -> list[Box]:
     """Every box written in ``text``, in order of appearance (duplicates kept)."""
-    return [(float(x1), float(y1), float(x2), float(y2)) for x1, y1, x2, y2 in BOX_PATTERN.findall(text)]
+    values = box_values(BOX_PATTERN.findall(text))
+    return list(zip(values[0::4], values[1::4], values[2::4], values[3::4]))
+
+
+def box_values(written: list[str]) -> list[float]:
+    """The four numbers of each ``BOX_PATTERN`` match (its group), in order, as one flat list: the
+    matches joined and split at their commas, in C. ``str.strip`` removes exactly what ``\\s``
+    matched around each number (``float`` alone would refuse some of it, such as ``\\x1c``)."""
+    return list(map(float, map(str.strip, ",".join(written).split(",")))) if written else []
 
 
 def judge_box(box: Box, frame: Frame, max_area_fraction: float = MAX_BOX_AREA_FRACTION) -> BoxVerdict:

@@ -9,7 +9,7 @@ import itertools
 
 import numpy as np
 
-from rewards.boxes import BOX_PATTERN, Box, BoxVerdict, box_iou, judge_box, judge_boxes, parse_boxes
+from rewards.boxes import BOX_PATTERN, Box, BoxVerdict, box_iou, box_values, judge_box, judge_boxes, parse_boxes
 from rewards.frame import Frame
 from rewards.ground_truth import GroundTruth
 from rewards.normalize import answer_items, normalize_answer
@@ -147,8 +147,7 @@ def count_reasoning_boxes(reasonings: list[str], frames: list[Frame]) -> tuple[l
     total = int(per_reasoning.sum())
     if total == 0:
         return [0] * count, [False] * count
-    numbers = itertools.chain.from_iterable(itertools.chain.from_iterable(written))
-    boxes = np.fromiter(map(float, numbers), np.float64, 4 * total).reshape(total, 4)  # as parse_boxes
+    boxes = np.array(box_values(list(itertools.chain.from_iterable(written))), dtype=np.float64).reshape(total, 4)
     owner = np.repeat(np.arange(count), per_reasoning)
     cited = np.flatnonzero(per_reasoning)
     widths, heights = np.zeros(count, dtype=np.int64), np.zeros(count, dtype=np.int64)
