@@ -5,11 +5,9 @@
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 
-from rewards.boxes import BOX_PATTERN, Box, BoxVerdict, box_iou, box_values, judge_box, judge_boxes, parse_boxes
+from rewards.boxes import Box, BoxVerdict, box_iou, judge_box, judge_boxes, parse_boxes, parse_boxes_batch
 from rewards.frame import Frame
 from rewards.ground_truth import GroundTruth
 from rewards.normalize import answer_items, normalize_answer
@@ -138,17 +136,14 @@ def judge_reasoning_boxes(reasoning: str, frame: Frame) -> tuple[tuple[Box, ...]
 
 def count_reasoning_boxes(reasonings: list[str], frames: list[Frame]) -> tuple[list[int], list[bool]]:
     """``judge_reasoning_boxes`` of each (reasoning, frame) of a batch, as counts: (number of distinct
-    valid boxes, whether any box leaves the frame). The batch's boxes are read one reasoning at a
-    time but judged and told apart all at once (``boxes.judge_boxes``), which is what a GRPO batch
-    of thousands of responses, each citing a few boxes, spends its time on otherwise."""
+    valid boxes, whether any box leaves the frame). The batch's boxes are read, judged and told
+    apart all at once (``boxes.parse_boxes_batch``, ``boxes.judge_boxes``), which is what a GRPO
+    batch of thousands of responses, each citing a few boxes, spends its time on otherwise."""
     count = len(reasonings)
-    written = [BOX_PATTERN.findall(reasoning) if "[" in reasoning else () for reasoning in reasonings]
-    per_reasoning = np.fromiter(map(len, written), np.int64, count)
-    total = int(per_reasoning.sum())
-    if total == 0:
+    boxes, owner = parse_boxes_batch(reasonings)
+    if owner.size == 0:
         return [0] * count, [False] * count
-    boxes = np.array(box_values(list(itertools.chain.from_iterable(written))), dtype=np.float64).reshape(total, 4)
-    owner = np.repeat(np.arange(count), per_reasoning)
+    per_reasoning = np.bincount(owner, minlength=count)
     cited = np.flatnonzero(per_reasoning)
     widths, heights = np.zeros(count, dtype=np.int64), np.zeros(count, dtype=np.int64)
     widths[cited] = [frames[i].width for i in cited.tolist()]

@@ -18,7 +18,7 @@ import pytest
 from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
 from rouge_score import rouge_scorer
 
-from rewards.boxes import judge_box, judge_boxes, parse_boxes
+from rewards.boxes import judge_box, judge_boxes, parse_boxes, parse_boxes_batch
 from rewards.components import count_reasoning_boxes, judge_reasoning_boxes
 from rewards.deepmedix import RewardConfig, compute_score, score_batch, score_response
 from rewards.frame import Frame
@@ -64,10 +64,32 @@ def test_judge_boxes_equals_judge_box():
     assert outside.tolist() == [verdict.value == "outside_frame" for verdict in expected]
 
 
-def test_count_reasoning_boxes_equals_judge_reasoning_boxes():
+ASCII_BOX_PIECES = [piece for piece in BOX_PIECES if piece.isascii()]
+LOOSE_NUMBERS = ["[1e, 2, 3, 4]", "[1.2.3, 4, 5, 6]", "[+, 1, 2, 3]", "[--1,2,3,4]", "[.,1,2,3]", "[e5,1,2,3]"]
+BATCHES = {  # which way parse_boxes_batch reads a batch
+    "ascii, loose pattern": ASCII_BOX_PIECES,
+    "ascii, loose pattern refused": ASCII_BOX_PIECES + LOOSE_NUMBERS,
+    "not ascii, strict pattern": BOX_PIECES,
+}
+
+
+@pytest.mark.parametrize("pieces", BATCHES.values(), ids=BATCHES.keys())
+def test_batch_box_reading_equals_reading_each_text(pieces):
+    texts = random_texts(pieces, 3000, seed=len(pieces)) + ["", "no boxes", "[10, 20, 100, 200]" * 3]
+    boxes, owner = parse_boxes_batch(texts)
+    by_text = [[] for _ in texts]
+    for index, box in zip(owner.tolist(), boxes.tolist()):
+        by_text[index].append(tuple(box))
+    assert repr(by_text) == repr([parse_boxes(text) for text in texts])
+    assert [b.size for b in parse_boxes_batch([])] == [0, 0]
+
+
+@pytest.mark.parametrize("pieces", BATCHES.values(), ids=BATCHES.keys())
+def test_count_reasoning_boxes_equals_judge_reasoning_boxes(pieces):
     rng = random.Random(2)
     frames = [Frame(448, 532), Frame(28, 56), Frame(1000, 900)]
-    reasonings = random_texts(BOX_PIECES, 5000, seed=3) + ["", "no boxes", "[10, 20, 100, 200]" * 3]
+    reasonings = random_texts(pieces, 3000, seed=3) + ["", "no boxes", "[10, 20, 100, 200]" * 3]
+    reasonings.append(" ".join(f"[{rng.randint(0, 9)}, {rng.randint(0, 9)}, {rng.randint(10, 19)}, 19]" for _ in range(60)))
     chosen = [rng.choice(frames) for _ in reasonings]
     counts, left = count_reasoning_boxes(reasonings, chosen)
     expected = [judge_reasoning_boxes(text, frame) for text, frame in zip(reasonings, chosen)]
