@@ -31,9 +31,10 @@ import numpy as np
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 # Every ASCII character that is not part of a token becomes a space: on ASCII text,
-# ``translate`` + ``split`` finds exactly the runs ``_TOKEN`` finds, in one pass each, in C.
+# ``translate`` + ``split`` finds exactly the runs ``_TOKEN`` finds, in one pass each, in C. Token
+# characters map to themselves: a character missing from the table costs ``translate`` a KeyError.
 _ASCII_SEPARATORS = str.maketrans(
-    {chr(c): " " for c in range(128) if not chr(c).isdigit() and not ("a" <= chr(c) <= "z")}
+    {chr(c): chr(c) if chr(c).isdigit() or "a" <= chr(c) <= "z" else " " for c in range(128)}
 )
 MAX_ORDER = 4
 LANE_BITS = 64  # a reference of at most this many tokens gets the vectorised LCS
@@ -79,11 +80,11 @@ def reference_from_tokens(tokens: tuple[str, ...]) -> Reference:
     return Reference(tuple(tokens))
 
 
-def _segments(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For the concatenation of sequences of ``lengths``: each position's sequence, and how many
-    tokens its sequence has from that position on (itself included)."""
-    segment = np.repeat(np.arange(lengths.size, dtype=np.int64), lengths)
-    return segment, np.cumsum(lengths)[segment] - np.arange(segment.size)
+def _end_to_end(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The sequences of ``lengths`` laid out in ``values``, each followed by a -1."""
+    spaced = np.full(values.size + lengths.size, -1, dtype=np.int64)
+    spaced[np.arange(values.size) + np.repeat(np.arange(lengths.size), lengths)] = values
+    return spaced
 
 
 class OverlapBatch:
@@ -93,9 +94,10 @@ class OverlapBatch:
     that order's table, keyed by its (n-1)-gram's row and its last word's unigram row. A
     candidate's words are looked up in its own reference's words only (one dict per reference, in
     C), and its n-grams only where the (n-1)-gram prefix and the last word were both found there:
-    an n-gram holding an unmatched word cannot match, so the work shrinks with each order. Exact
-    (no hashing). References are told apart by identity: pass one ``Reference`` object for a shared
-    reference (``prepare_reference`` does).
+    an n-gram holding an unmatched word cannot match, so the work shrinks with each order. The
+    sequences are laid end to end with a -1 ("not found") after each, so that no n-gram runs from
+    one into the next. Exact (no hashing). References are told apart by identity: pass one
+    ``Reference`` object for a shared reference (``prepare_reference`` does).
     """
 
     def __init__(self, candidates: list[tuple[str, ...]], references: list[Reference]) -> None:
@@ -116,28 +118,28 @@ class OverlapBatch:
             rows += len(words)
         self.unigram_rows = rows
         self.reference_lengths = np.fromiter(map(len, (r.tokens for r in distinct)), np.int64, len(distinct))
-        self.reference_unigrams = np.fromiter(
+        self._reference_unigrams = _end_to_end(np.fromiter(
             itertools.chain.from_iterable(map(words.__getitem__, r.tokens) for words, r in zip(row_of, distinct)),
-            np.int64, int(self.reference_lengths.sum()))
+            np.int64, int(self.reference_lengths.sum())), self.reference_lengths)
         self.lengths = np.fromiter(map(len, candidates), np.int64, len(candidates))
-        self.unigrams = np.fromiter(  # -1: a word the candidate's reference does not have
+        self._unigrams = _end_to_end(np.fromiter(  # -1 too: a word the candidate's reference does not have
             itertools.chain.from_iterable(
                 map(row_of[slot].get, candidate, itertools.repeat(-1)) for slot, candidate in zip(slots, candidates)),
-            np.int64, int(self.lengths.sum()))
+            np.int64, int(self.lengths.sum())), self.lengths)
+        self.segment = np.repeat(np.arange(len(candidates)), self.lengths + 1)  # candidate of each position
         self.reference_length_of = self.reference_lengths[np.array(slots, dtype=np.int64)]
-        self.segment, self.remaining = _segments(self.lengths)
-        self._reference_remaining = _segments(self.reference_lengths)[1]
-        self._reference_rows = self.reference_unigrams  # each reference n-gram's row, last order built
+        self._reference_rows = self._reference_unigrams  # each reference n-gram's row (-1: none), last order
         self._found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
     def found(self, order: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(candidate positions, ascending, whose n-gram of ``order`` occurs in the candidate's
-        reference; that n-gram's row; every row's count in its reference)."""
+        """(positions, ascending, of the candidates' n-grams of ``order`` that occur in their
+        reference; each one's row; every row's count in its reference). Positions count the -1
+        after each candidate: ``segment`` maps them to candidates."""
         while len(self._found) < order:
             if not self._found:
-                positions = np.flatnonzero(self.unigrams >= 0)
-                found = (positions, self.unigrams[positions], np.bincount(self.reference_unigrams,
-                                                                          minlength=self.unigram_rows))
+                positions = np.flatnonzero(self._unigrams >= 0)
+                found = (positions, self._unigrams[positions],
+                         np.bincount(self._reference_unigrams[self._reference_unigrams >= 0], minlength=self.unigram_rows))
             else:
                 found = self._next_order(len(self._found) + 1)
             self._found.append(found)
@@ -146,26 +148,26 @@ class OverlapBatch:
     def _next_order(self, order: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         previous, previous_rows, previous_counts = self._found[-1]
         # The reference side: key (prefix row, last word's unigram row), rows numbered in key order.
-        starts = np.flatnonzero(self._reference_remaining >= order)
-        keys = self._reference_rows[starts] * self.unigram_rows + self.reference_unigrams[starts + order - 1]
+        starts = np.flatnonzero(self._reference_rows >= 0)
+        last = self._reference_unigrams[starts + order - 1]  # a -1 ends each reference: in bounds
+        starts, last = starts[last >= 0], last[last >= 0]
+        keys = self._reference_rows[starts] * self.unigram_rows + last
         table, rows, counts = np.unique(keys, return_inverse=True, return_counts=True)
-        self._reference_rows = np.zeros(self.reference_unigrams.size, dtype=np.int64)
+        self._reference_rows = np.full(self._reference_unigrams.size, -1, dtype=np.int64)
         self._reference_rows[starts] = rows.reshape(-1)
-        # The candidate side: n-grams inside the candidate whose prefix and last word were found.
-        inside = np.flatnonzero(self.remaining[previous] >= order)
-        last = self.unigrams[previous[inside] + order - 1]
-        extendable = inside[last >= 0]
-        positions, prefixes = previous[extendable], previous_rows[extendable]
-        keys = prefixes * self.unigram_rows + last[last >= 0]
-        if table.size == 0 or keys.size == 0:
-            empty = np.zeros(0, dtype=np.int64)
-            return empty, empty, counts
+        # The candidate side: n-grams whose prefix and last word were found.
+        last = self._unigrams[previous + order - 1]
+        extendable = last >= 0
+        positions, prefixes, last = previous[extendable], previous_rows[extendable], last[extendable]
+        keys = prefixes * self.unigram_rows + last
         # A prefix's rows are consecutive in the table; most prefixes have one continuation, so the
-        # prefix's first row is tried first and only the others are searched.
+        # prefix's first row is tried first and only the others are searched. The table ends with
+        # -1, which no key equals, for a prefix without rows after the last one.
         continuations = np.bincount(table // self.unigram_rows, minlength=previous_counts.size)
         rows = (np.cumsum(continuations) - continuations)[prefixes]
-        hit = (continuations[prefixes] > 0) & (table[np.minimum(rows, table.size - 1)] == keys)
-        others = np.flatnonzero(~hit & (continuations[prefixes] > 1))
+        hit = np.append(table, -1)[rows] == keys
+        missed = np.flatnonzero(~hit)
+        others = missed[continuations[prefixes[missed]] > 1]
         if others.size:
             searched = np.minimum(np.searchsorted(table, keys[others]), table.size - 1)
             rows[others] = searched
@@ -177,6 +179,7 @@ class OverlapBatch:
         n-grams of min(count in the candidate, count in its reference), as BLEU clips them."""
         count = len(self.candidates)
         matches = np.zeros((count, max_order), dtype=np.int64)
+        repeating = np.ones(count, dtype=bool)  # candidates that may repeat an n-gram of this order
         for order in range(1, max_order + 1):
             positions, rows, counts = self.found(order)
             if positions.size == 0:
@@ -184,16 +187,23 @@ class OverlapBatch:
             segments = self.segment[positions]
             matches[:, order - 1] = np.bincount(segments, minlength=count)
             # An n-gram repeated in a candidate matches at most as often as its reference has it.
-            keys = np.sort(segments * counts.size + rows)
+            # Only a candidate that repeated an (n-1)-gram can repeat an n-gram (its prefix).
+            if not repeating.any():
+                continue
+            suspects = repeating[segments]
+            keys = np.sort(segments[suspects] * counts.size + rows[suspects])
             repeated = keys[1:] == keys[:-1]
-            if repeated.any():
-                run_starts = np.flatnonzero(np.concatenate(([True], ~repeated)))
-                run_lengths = np.diff(np.append(run_starts, keys.size))
-                heads = keys[run_starts]
-                excess = run_lengths - counts[heads % counts.size]
-                over = excess > 0
-                matches[:, order - 1] -= np.bincount(
-                    heads[over] // counts.size, weights=excess[over], minlength=count).astype(np.int64)
+            repeating[:] = False
+            if not repeated.any():
+                continue
+            run_starts = np.flatnonzero(np.concatenate(([True], ~repeated)))
+            run_lengths = np.diff(np.append(run_starts, keys.size))
+            heads = keys[run_starts[run_lengths > 1]]
+            repeating[heads // counts.size] = True
+            excess = run_lengths[run_lengths > 1] - counts[heads % counts.size]
+            over = excess > 0
+            matches[:, order - 1] -= np.bincount(
+                heads[over] // counts.size, weights=excess[over], minlength=count).astype(np.int64)
         return matches
 
     def bleu(self, orders: tuple[int, ...] = (1, 4)) -> np.ndarray:
@@ -227,24 +237,24 @@ class OverlapBatch:
     def lcs_lengths(self) -> np.ndarray:
         """Per candidate, the length of its longest common subsequence with its reference."""
         lcs = np.zeros(len(self.candidates), dtype=np.int64)
-        positions, rows, counts = self.found(1)
+        positions, rows, _ = self.found(1)
         if positions.size == 0:
             return lcs
         # A word's mask has bit i set where it is the reference's i-th word: one uint64 lane per
         # candidate whose reference fits in one, Python integers for the others.
-        in_lane = self.reference_length_of[self.segment[positions]] <= LANE_BITS
-        for index in np.unique(self.segment[positions[~in_lane]]).tolist():
+        segments = self.segment[positions]
+        in_lane = self.reference_length_of[segments] <= LANE_BITS
+        for index in np.unique(segments[~in_lane]).tolist():
             reference = self.references[index]
             lcs[index] = lcs_length(reference.tokens, self.candidates[index], reference.match_masks)
         if not in_lane.any():
             return lcs
-        bit = np.arange(self.reference_unigrams.size) - (np.cumsum(self.reference_lengths) - self.reference_lengths)[
-            _segments(self.reference_lengths)[0]]
-        fits = bit < LANE_BITS
-        masks = np.zeros(counts.size, dtype=np.uint64)
-        np.bitwise_or.at(masks, self.reference_unigrams[fits], np.left_shift(np.uint64(1), bit[fits].astype(np.uint64)))
-        positions, rows = positions[in_lane], rows[in_lane]
-        _lanes_lcs(self.segment[positions], masks[rows], self.reference_length_of, lcs)
+        spans = self.reference_lengths + 1  # each reference and its -1
+        bit = np.arange(self._reference_unigrams.size) - np.repeat(np.cumsum(spans) - spans, spans)
+        fits = (bit < LANE_BITS) & (self._reference_unigrams >= 0)
+        masks = np.zeros(self.unigram_rows, dtype=np.uint64)
+        np.bitwise_or.at(masks, self._reference_unigrams[fits], np.left_shift(np.uint64(1), bit[fits].astype(np.uint64)))
+        _lanes_lcs(segments[in_lane], masks[rows[in_lane]], self.reference_length_of, lcs)
         return lcs
 
     def rouge_l_f1(self) -> np.ndarray:
@@ -266,9 +276,10 @@ def _lanes_lcs(segments: np.ndarray, masks: np.ndarray, reference_lengths: np.nd
     words found in their reference, in order (a word the reference lacks leaves the row as it is,
     so it is left out). Writes ``lcs[candidate]``. Lanes run longest first, so that step j works
     on a prefix of them; the last few long lanes finish on Python integers."""
-    candidates, lane, lengths = np.unique(segments, return_inverse=True, return_counts=True)
-    lane = lane.reshape(-1)
-    step = np.arange(segments.size) - (np.cumsum(lengths) - lengths)[lane]  # word's index in its lane
+    starts = np.flatnonzero(np.concatenate(([True], segments[1:] != segments[:-1])))  # segments ascend
+    candidates, lengths = segments[starts], np.diff(np.append(starts, segments.size))
+    lane = np.repeat(np.arange(starts.size), lengths)
+    step = np.arange(segments.size) - starts[lane]  # word's index in its lane
     order = np.argsort(-lengths, kind="stable")
     rank = np.empty_like(order)
     rank[order] = np.arange(order.size)
