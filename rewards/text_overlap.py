@@ -225,13 +225,18 @@ class OverlapBatch:
         precisions[:, 0] = matches[:, 0] / hypothesis
         for n in range(1, top):
             precisions[:, n] = (matches[:, n] + 1) / (np.maximum(hypothesis - n, 1) + 1)
-        logs = np.array(list(map(math.log, precisions.ravel().tolist()))).reshape(precisions.shape)
+        logs = np.fromiter(map(math.log, precisions.ravel().tolist()), np.float64, precisions.size)
+        logs = logs.reshape(precisions.shape)
         penalty = np.ones(scorable.size)
         short = np.flatnonzero(hypothesis <= reference)
-        penalty[short] = list(map(math.exp, (1 - reference[short] / hypothesis[short]).tolist()))
+        penalty[short] = np.fromiter(map(math.exp, (1 - reference[short] / hypothesis[short]).tolist()), np.float64,
+                                     short.size)
         for column, order in enumerate(orders):
-            weighted = (logs[:, :order] * (1 / order)).tolist()
-            scores[scorable, column] = penalty * np.array(list(map(math.exp, map(math.fsum, weighted))))
+            if order == 1:  # fsum of one term is the term
+                sums = map(math.exp, logs[:, 0].tolist())
+            else:
+                sums = map(math.exp, map(math.fsum, zip(*(logs[:, :order] * (1 / order)).T.tolist())))
+            scores[scorable, column] = penalty * np.fromiter(sums, np.float64, scorable.size)
         return scores
 
     def lcs_lengths(self) -> np.ndarray:
