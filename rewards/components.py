@@ -7,7 +7,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from rewards.boxes import Box, BoxVerdict, box_iou, judge_box, judge_boxes, parse_boxes, parse_boxes_batch
+from rewards.boxes import (
+    Box,
+    BoxVerdict,
+    box_iou,
+    judge_box,
+    judge_boxes,
+    parse_boxes,
+    parse_boxes_batch,
+)
 from rewards.frame import Frame
 from rewards.ground_truth import GroundTruth
 from rewards.normalize import answer_items, normalize_answer

@@ -23,7 +23,6 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from collections import defaultdict
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 

@@ -23,8 +23,21 @@ from rewards.components import count_reasoning_boxes, judge_reasoning_boxes
 from rewards.deepmedix import RewardConfig, compute_score, score_batch, score_response
 from rewards.frame import Frame
 from rewards.ground_truth import encode_ground_truth, ground_truth_from_dict
-from rewards.response import BOXED_OPEN, THINK_CLOSE, THINK_OPEN, boxed_content, parse_response
-from rewards.text_overlap import LANE_BITS, TAIL_LANES, OverlapBatch, lcs_length, prepare_reference, word_tokens
+from rewards.response import (
+    BOXED_OPEN,
+    THINK_CLOSE,
+    THINK_OPEN,
+    boxed_content,
+    parse_response,
+)
+from rewards.text_overlap import (
+    LANE_BITS,
+    TAIL_LANES,
+    OverlapBatch,
+    lcs_length,
+    prepare_reference,
+    word_tokens,
+)
 
 _PLAIN_NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 PLAIN_BOX = re.compile(rf"\[\s*({_PLAIN_NUMBER})\s*,\s*({_PLAIN_NUMBER})\s*,\s*({_PLAIN_NUMBER})\s*,\s*({_PLAIN_NUMBER})\s*\]")
@@ -104,7 +117,7 @@ def test_word_tokens_equal_the_regex_on_any_text():
         assert word_tokens(text) == tuple(re.findall(r"[a-z0-9]+", text.lower())), repr(text)
 
 
-WORDS = "the heart is normal no pleural effusion left lower lobe a b".split()
+WORDS = ["the", "heart", "is", "normal", "no", "pleural", "effusion", "left", "lower", "lobe", "a", "b"]
 
 
 def random_report(rng: random.Random, most: int) -> str:
