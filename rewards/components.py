@@ -5,12 +5,22 @@
 
 from __future__ import annotations
 
-from rewards.boxes import Box, BoxVerdict, box_iou, judge_box, parse_boxes
+import numpy as np
+
+from rewards.boxes import (
+    Box,
+    BoxVerdict,
+    box_iou,
+    judge_box,
+    judge_boxes,
+    parse_boxes,
+    parse_boxes_batch,
+)
 from rewards.frame import Frame
 from rewards.ground_truth import GroundTruth
 from rewards.normalize import answer_items, normalize_answer
 from rewards.response import format_problem
-from rewards.text_overlap import bleu_scores, prepare_reference, rouge_l_f1, word_tokens
+from rewards.text_overlap import OverlapBatch, prepare_reference, word_tokens
 
 
 def closed_answer_score(answer: str | None, reference: str) -> float:
@@ -47,9 +57,9 @@ def open_ended_overlaps(answers: list[str | None], references: list[str]) -> lis
     Batched because BLEU counts a whole batch's n-grams at once (rewards.text_overlap).
     """
     candidates = [() if answer is None else word_tokens(answer) for answer in answers]
-    prepared = [prepare_reference(reference) for reference in references]
-    bleu = bleu_scores(candidates, prepared, orders=(1, 4)).tolist()
-    return [(b1 + b4 + rouge_l_f1(c, p)) / 3 for (b1, b4), c, p in zip(bleu, candidates, prepared)]
+    batch = OverlapBatch(candidates, [prepare_reference(reference) for reference in references])
+    bleu = batch.bleu((1, 4))
+    return ((bleu[:, 0] + bleu[:, 1] + batch.rouge_l_f1()) / 3).tolist()  # IEEE steps: as in Python
 
 
 def open_ended_overlap(answer: str | None, reference: str) -> float:
@@ -130,6 +140,33 @@ def judge_reasoning_boxes(reasoning: str, frame: Frame) -> tuple[tuple[Box, ...]
         elif verdict is _OUTSIDE_FRAME:
             left_frame = True
     return tuple(valid), left_frame
+
+
+def count_reasoning_boxes(reasonings: list[str], frames: list[Frame]) -> tuple[list[int], list[bool]]:
+    """``judge_reasoning_boxes`` of each (reasoning, frame) of a batch, as counts: (number of distinct
+    valid boxes, whether any box leaves the frame). The batch's boxes are read, judged and told
+    apart all at once (``boxes.parse_boxes_batch``, ``boxes.judge_boxes``), which is what a GRPO
+    batch of thousands of responses, each citing a few boxes, spends its time on otherwise."""
+    count = len(reasonings)
+    boxes, owner = parse_boxes_batch(reasonings)
+    if owner.size == 0:
+        return [0] * count, [False] * count
+    per_reasoning = np.bincount(owner, minlength=count)
+    cited = np.flatnonzero(per_reasoning)
+    widths, heights = np.zeros(count, dtype=np.int64), np.zeros(count, dtype=np.int64)
+    widths[cited] = [frames[i].width for i in cited.tolist()]
+    heights[cited] = [frames[i].height for i in cited.tolist()]
+    valid, outside = judge_boxes(boxes, widths[owner], heights[owner])
+    left_frame = np.zeros(count, dtype=bool)
+    left_frame[owner[outside]] = True
+    owner, boxes = owner[valid], boxes[valid]
+    # Distinct valid boxes: a box equal (==, as dict keys compare) to an earlier one of the same
+    # reasoning is not counted again. Sorted, equal boxes of a reasoning are neighbours.
+    order = np.lexsort((boxes[:, 3], boxes[:, 2], boxes[:, 1], boxes[:, 0], owner))
+    owner, boxes = owner[order], boxes[order]
+    repeated = (owner[1:] == owner[:-1]) & (boxes[1:] == boxes[:-1]).all(axis=1)
+    distinct = np.bincount(owner, minlength=count) - np.bincount(owner[1:][repeated], minlength=count)
+    return distinct.tolist(), left_frame.tolist()
 
 
 def coordinate_score(

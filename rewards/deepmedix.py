@@ -20,12 +20,19 @@ from dataclasses import dataclass, field, fields
 from collections.abc import Mapping
 from typing import Any, Callable
 
-from rewards.boxes import Box
-from rewards.components import answer_scores, coordinate_score, grounding_score, judge_reasoning_boxes
+import numpy as np
+
+from rewards.components import (
+    answer_scores,
+    coordinate_score,
+    count_reasoning_boxes,
+    grounding_score,
+    judge_reasoning_boxes,
+)
 from rewards.frame import Frame
 from rewards.ground_truth import GroundTruth, GroundTruthError, parse_ground_truth
 from rewards.registry import ComponentFn, RewardResolutionError, resolve_component
-from rewards.response import ParsedResponse, parse_response
+from rewards.response import parse_response
 
 PRESETS = ("paper", "upstream")
 
@@ -116,7 +123,6 @@ class RewardConfig:
         ]
 
 
-_UNREAD = object()  # a ground truth not yet read in this batch
 SCORE_KEYS = ("overall", "answer", "format", "coordinate", "grounding", "boxes", "out_of_frame", "invalid_ground_truth")
 
 
@@ -133,104 +139,130 @@ def score_batch(
 ) -> list[dict[str, float]]:
     """All reward terms for each (response, ground truth). Our terms never raise, whatever the
     responses or ground truths; an exception from a user's extra component propagates (a bug to
-    see, not to hide). Scored as a batch: report BLEU counts the batch's n-grams at once."""
+    see, not to hide).
+
+    Scored as a batch: a GRPO batch holds n rollouts per prompt, so an identical (response, ground
+    truth) is scored once and each distinct ground truth read once; the batch's boxes are judged
+    and its report n-grams counted all at once. What is shared lives for this call only: no memory
+    grows over a run. Extra components are called for every response.
+    """
     extras = config.components() if extras is None else extras
     keys = SCORE_KEYS + tuple(key for key, _, _ in extras)
-    results = [dict.fromkeys(keys, 0.0) for _ in responses]
-    readable = []  # (index, response text, ground truth, ground truth as given)
-    truth_of: dict[str, GroundTruth | None] = {}  # this batch's ground truths: n rollouts share one
-    for index, (response, raw_truth) in enumerate(zip(responses, ground_truths, strict=True)):
-        truth = truth_of.get(raw_truth, _UNREAD) if isinstance(raw_truth, str) else _UNREAD
-        if truth is _UNREAD:
-            try:
-                truth = parse_ground_truth(raw_truth)
-            except GroundTruthError:
-                truth = None
-            if isinstance(raw_truth, str):
-                truth_of[raw_truth] = truth
-        if truth is None:
-            results[index]["invalid_ground_truth"] = 1.0
-            continue
-        readable.append((index, response if isinstance(response, str) else "", truth, raw_truth))
-
+    if len(responses) != len(ground_truths):
+        raise ValueError(f"{len(responses)} responses but {len(ground_truths)} ground truths")
+    pairs, slots = _distinct_pairs(responses, ground_truths)
+    texts = [response if isinstance(response, str) else "" for response, _ in pairs]
+    truths = _read_ground_truths([raw_truth for _, raw_truth in pairs])
+    readable = [slot for slot, truth in enumerate(truths) if truth is not None]
+    shared: list[dict[str, float]] = [{}] * len(pairs)  # per distinct pair, every key in SCORE_KEYS order
     if config.preset == "upstream":
         from rewards import upstream  # nltk and rouge-score load only for this preset
 
-        for index, response, truth, _ in readable:
-            results[index].update(upstream.score(response, truth, config.format_weight))
+        for slot in readable:
+            shared[slot] = dict.fromkeys(keys, 0.0)
+            shared[slot].update(upstream.score(texts[slot], truths[slot], config.format_weight))
     else:
-        for (index, _, _, _), response_terms in zip(readable, _paper_batch(readable, config)):
-            results[index].update(response_terms)
+        terms = _paper_batch([texts[slot] for slot in readable], [truths[slot] for slot in readable], config)
+        for slot, response_terms in zip(readable, terms):
+            shared[slot] = response_terms
+            if extras:
+                response_terms.update(dict.fromkeys(keys[len(SCORE_KEYS) :], 0.0))
+    for slot, truth in enumerate(truths):
+        if truth is None:
+            shared[slot] = dict.fromkeys(keys, 0.0)
+            shared[slot]["invalid_ground_truth"] = 1.0
+    if not extras:
+        _guard_overall(shared)
+        return [shared[slot].copy() for slot in slots]
+    results = [shared[slot].copy() for slot in slots]
+    for result, slot in zip(results, slots):
+        if truths[slot] is not None:
+            for key, function, weight in extras:
+                value = _finite(function(texts[slot], truths[slot]))
+                result[key] = value
+                result["overall"] += weight * value
+    _guard_overall(results)
+    return results
 
-    # Each term is finite by construction (bounded scores, finite weights); a user's component may
-    # not be, and huge weights could overflow the sum, so those are guarded before EasyR1 logs them.
-    for index, response, truth, _ in readable:
-        for key, function, weight in extras:
-            value = _finite(function(response, truth))
-            results[index][key] = value
-            results[index]["overall"] += weight * value
+
+def _guard_overall(results: list[dict[str, float]]) -> None:
+    """Each term is finite by construction (bounded scores, finite weights); a user's component may
+    not be, and huge weights could overflow the sum, so ``overall`` is guarded before EasyR1 logs it."""
     for result in results:
         overall = result["overall"]
         if type(overall) is not float or not math.isfinite(overall):
             result["overall"] = _finite(overall)
-    return results
+
+
+def _distinct_pairs(responses: list[Any], ground_truths: list[Any]) -> tuple[list[tuple[Any, Any]], list[int]]:
+    """(the distinct (response, ground truth) pairs, first seen first; each input's pair index),
+    found in C by a dict. Unhashable inputs (never valid, but possible) are each their own pair."""
+    try:
+        index_of = dict.fromkeys(zip(responses, ground_truths))
+    except TypeError:
+        return list(zip(responses, ground_truths)), list(range(len(responses)))
+    pairs = list(index_of)
+    index_of.update(zip(pairs, range(len(pairs))))
+    return pairs, list(map(index_of.__getitem__, zip(responses, ground_truths)))
+
+
+def _read_ground_truths(raw_truths: list[Any]) -> list[GroundTruth | None]:
+    """Each ground truth read, None where unreadable; each distinct one read once (n rollouts of a
+    prompt share it)."""
+    try:
+        truth_of = dict.fromkeys(raw_truths)
+    except TypeError:  # unhashable: not a string, so unreadable
+        return [_read_ground_truth(raw_truth) for raw_truth in raw_truths]
+    for raw_truth in truth_of:
+        truth_of[raw_truth] = _read_ground_truth(raw_truth)
+    return list(map(truth_of.__getitem__, raw_truths))
+
+
+def _read_ground_truth(raw_truth: Any) -> GroundTruth | None:
+    try:
+        return parse_ground_truth(raw_truth)  # not a string: GroundTruthError too
+    except GroundTruthError:
+        return None
 
 
 def score_response(response: Any, ground_truth: Any, config: RewardConfig, extras=None) -> dict[str, float]:
     return score_batch([response], [ground_truth], config, extras)[0]
 
 
-def _paper_batch(readable: list[tuple[int, str, GroundTruth, str]], config: RewardConfig) -> list[dict[str, float]]:
-    """The paper's terms for each (index, response, ground truth, raw ground truth) of a batch.
+def _paper_batch(texts: list[str], truths: list[GroundTruth], config: RewardConfig) -> list[dict[str, float]]:
+    """The paper's terms for each (response, ground truth) of a batch (distinct pairs).
 
-    A GRPO batch holds n rollouts per prompt: an identical (response, ground truth) is scored once,
-    and ``answer_scores`` scores each distinct (answer, reference) once, since short VQA answers
-    repeat across a group. What is shared lives for this call only: no memory grows over a run.
+    ``answer_scores`` scores each distinct (answer, reference) once, since short VQA answers
+    repeat across a group. The terms are combined with numpy, the same IEEE operations in the same
+    order as for one response.
     """
-    slot_of: dict[tuple[str, str], int] = {}
-    distinct: list[tuple[str, GroundTruth]] = []
-    slots = []
-    for _, response, truth, raw_truth in readable:
-        key = (response, raw_truth)
-        slot = slot_of.get(key)
-        if slot is None:
-            slot = slot_of[key] = len(distinct)
-            distinct.append((response, truth))
-        slots.append(slot)
-    parts = [parse_response(response) for response, _ in distinct]
-    raw_answers = answer_scores([part.answer for part in parts], [truth for _, truth in distinct])
+    parts = [parse_response(text) for text in texts]
+    raw_answers = np.array(answer_scores([part.answer for part in parts], truths), dtype=np.float64)
     default_frame = Frame(config.default_frame, config.default_frame)
-    terms = [
-        _paper_terms(part, judge_reasoning_boxes(part.reasoning, truth.frame or default_frame), truth, raw_answer,
-                     config)
-        for part, (_, truth), raw_answer in zip(parts, distinct, raw_answers)
+    frames = [truth.frame or default_frame for truth in truths]
+    box_counts, left_frame = count_reasoning_boxes([part.reasoning for part in parts], frames)
+    form = np.array([0.0 if part.format_problem else 1.0 for part in parts])  # eq. 6, as components.format_score
+    coordinate = [
+        coordinate_score(count, left, config.coordinate_per_box, config.coordinate_cap, config.out_of_frame_penalty)
+        for count, left in zip(box_counts, left_frame)
     ]
-    return [terms[slot] for slot in slots]
-
-
-def _paper_terms(
-    part: ParsedResponse, boxes_and_exit: tuple[tuple[Box, ...], bool], truth: GroundTruth, raw_answer: float,
-    config: RewardConfig,
-) -> dict[str, float]:
-    boxes, left_frame = boxes_and_exit
-    answer = config.answer_weight * raw_answer
-    form = 0.0 if part.format_problem else 1.0  # eq. 6, as components.format_score
-    coordinate = coordinate_score(
-        len(boxes), left_frame, config.coordinate_per_box, config.coordinate_cap, config.out_of_frame_penalty
-    )
-    grounding = grounding_score(boxes, truth.boxes, config.grounding_iou) if config.grounding_weight else 0.0
-    return {
-        "overall": (1 - config.format_weight) * answer
-        + config.format_weight * form
-        + coordinate
-        + config.grounding_weight * grounding,
-        "answer": answer,
-        "format": form,
-        "coordinate": coordinate,
-        "grounding": grounding,
-        "boxes": float(len(boxes)),
-        "out_of_frame": float(left_frame),
-    }
+    if config.grounding_weight:
+        grounding = np.array([
+            grounding_score(judge_reasoning_boxes(part.reasoning, frame)[0], truth.boxes, config.grounding_iou)
+            for part, frame, truth in zip(parts, frames, truths)
+        ], dtype=np.float64)
+    else:
+        grounding = np.zeros(len(texts))
+    with np.errstate(over="ignore", invalid="ignore"):  # huge weights: inf, guarded by score_batch
+        answer = config.answer_weight * raw_answers
+        overall = ((1 - config.format_weight) * answer + config.format_weight * form
+                   + np.array(coordinate, dtype=np.float64) + config.grounding_weight * grounding)
+    return [
+        {"overall": o, "answer": a, "format": f, "coordinate": c, "grounding": g, "boxes": float(b),
+         "out_of_frame": float(left), "invalid_ground_truth": 0.0}  # SCORE_KEYS, in order
+        for o, a, f, c, g, b, left in zip(overall.tolist(), answer.tolist(), form.tolist(), coordinate,
+                                          grounding.tolist(), box_counts, left_frame)
+    ]
 
 
 def compute_score(reward_inputs: list[dict[str, Any]], *legacy_args: Any, **kwargs: Any) -> list[dict[str, float]]:

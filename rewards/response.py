@@ -58,14 +58,41 @@ class ParsedResponse(NamedTuple):
 
 def parse_response(text: str) -> ParsedResponse:
     """``first_reasoning``, ``last_boxed`` and ``format_problem`` of ``text`` at once, as the reward
-    needs all three: the last box is read once and serves both the answer and the format check."""
+    needs all three: each tag is searched for once and serves the reading and the format check."""
     box_start = text.rfind(BOXED_OPEN)
     content = None if box_start == -1 else boxed_content(text, box_start)
-    return ParsedResponse(first_reasoning(text), None if content is None else content.strip(),
-                          _format_problem(text, (box_start, content)))
-
-
-_UNREAD = object()
+    answer = None if content is None else content.strip()
+    start = text.find(THINK_OPEN)
+    if start == -1:
+        return ParsedResponse("", answer, "missing_think")
+    end = text.find(THINK_CLOSE, start + len(THINK_OPEN))  # the first close after the first open
+    reasoning = "" if end == -1 else text[start + len(THINK_OPEN) : end]
+    # format_problem's rules, in its order. There is an open tag here, so only the close can be
+    # missing; with one tag of each, no close after the open means the close comes first.
+    closes = text.count(THINK_CLOSE)
+    if closes == 0:
+        problem = "missing_think"
+    elif closes > 1 or text.count(THINK_OPEN) > 1:
+        problem = "several_think_blocks"
+    elif end == -1:
+        problem = "think_tags_out_of_order"
+    elif start and not text[:start].isspace():  # isspace: what strip() removes
+        problem = "text_before_think"
+    elif not reasoning or reasoning.isspace():
+        problem = "empty_think"
+    elif box_start == -1:
+        problem = "missing_boxed"
+    elif text.find(BOXED_OPEN) != box_start:  # the first box is not the last
+        problem = "several_boxed"
+    elif box_start < end:
+        problem = "boxed_inside_think"
+    elif content is None:
+        problem = "unbalanced_boxed"
+    elif not answer:
+        problem = "empty_boxed"
+    else:
+        problem = None
+    return ParsedResponse(reasoning, answer, problem)
 
 
 def format_problem(text: str) -> str | None:
@@ -75,39 +102,9 @@ def format_problem(text: str) -> str | None:
     (after optional text such as "The answer is:") exactly one ``\\boxed{...}`` whose braces
     balance and whose content is non-blank, then optional text without tags. Everything else
     fails, in particular several think blocks, a think block nested in another, a box inside the
-    reasoning, several boxed answers (``\\boxed{A} or \\boxed{B}``), nested boxes.
+    reasoning, several boxed answers (``\\boxed{A} or \\boxed{B}``), nested boxes. The first rule
+    broken names the reason, in this order: missing_think, several_think_blocks,
+    think_tags_out_of_order, text_before_think, empty_think, missing_boxed, several_boxed,
+    boxed_inside_think, unbalanced_boxed, empty_boxed.
     """
-    return _format_problem(text, _UNREAD)
-
-
-def _format_problem(text: str, last_box) -> str | None:
-    """``format_problem``; ``last_box`` is (start, content) of the last box when already read, else ``_UNREAD``."""
-    opens, closes = text.count(THINK_OPEN), text.count(THINK_CLOSE)
-    if opens == 0 or closes == 0:
-        return "missing_think"
-    if opens > 1 or closes > 1:
-        return "several_think_blocks"
-    start = text.find(THINK_OPEN)
-    end = text.find(THINK_CLOSE)
-    if end < start:
-        return "think_tags_out_of_order"
-    if text[:start].strip():
-        return "text_before_think"
-    if not text[start + len(THINK_OPEN) : end].strip():
-        return "empty_think"
-    boxes = text.count(BOXED_OPEN)
-    if boxes == 0:
-        return "missing_boxed"
-    if boxes > 1:
-        return "several_boxed"
-    # The only box is also the last one: it may have been read already.
-    box_start, content = (text.find(BOXED_OPEN), _UNREAD) if last_box is _UNREAD else last_box
-    if box_start < end:
-        return "boxed_inside_think"
-    if content is _UNREAD:
-        content = boxed_content(text, box_start)
-    if content is None:
-        return "unbalanced_boxed"
-    if not content.strip():
-        return "empty_boxed"
-    return None
+    return parse_response(text).format_problem
