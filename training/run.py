@@ -89,7 +89,8 @@ def check_all(cfg: DictConfig, notes: list[str] | None = None) -> dict[str, list
     problems["stage3"] = data_problems + check.easyr1_problems(
         config, cfg.frame, produced=[absolute(cfg.data_dir)]) + check.easyr1_native_problems(config)
     if cfg.grpo_backend == "easyr1":  # TRL's backend runs in one process
-        problems["stage3"] += check.easyr1_world_problems(config) + check.easyr1_dir_problems(cfg.launch.easyr1_dir)
+        problems["stage3"] += check.easyr1_world_problems(config) + check.easyr1_dir_problems(
+            absolute(cfg.launch.easyr1_dir) if cfg.launch.easyr1_dir else None)
     produced.add(str(run_path(cfg, "stage2")))
     start = config["worker"]["actor"]["model"]["model_path"]
     if not Path(start).exists() and start not in produced:
