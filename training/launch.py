@@ -237,16 +237,16 @@ def check_ticket(cfg: DictConfig, ticket: dict) -> Path:
 # ------------------------------------------------------------------------------- moving outputs aside
 
 
-def move_aside(path: Path, run_dir: Path, why: str) -> Path | None:
-    """Rename a stage's old output to ``<run_dir>/replaced/<name>-<UTC time>`` (never reused, never
-    deleted by us: the user decides when to free the disk)."""
+def move_aside(path: Path, run_dir: Path, why: str, name: str | None = None) -> Path | None:
+    """Rename a stage's old output to ``<run_dir>/replaced/<name>-<UTC time>`` (``name``: the path's
+    own by default; never reused, never deleted by us: the user decides when to free the disk)."""
     if not path.exists() or (path.is_dir() and not any(path.iterdir())):
         return None
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    target = run_dir / "replaced" / f"{path.name}-{stamp}"
+    stamp, name = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ"), name or path.name
+    target = run_dir / "replaced" / f"{name}-{stamp}"
     suffix = 1
     while target.exists():
-        target = run_dir / "replaced" / f"{path.name}-{stamp}-{suffix}"
+        target = run_dir / "replaced" / f"{name}-{stamp}-{suffix}"
         suffix += 1
     target.parent.mkdir(parents=True, exist_ok=True)
     try:

@@ -175,6 +175,20 @@ def last_sft_checkpoint(folder: Path) -> Path | None:
     return max(steps, key=lambda p: int(p.name.split("-")[-1])) if steps else None
 
 
+def set_aside_cut_short_checkpoints(cfg: DictConfig, stage: str) -> None:
+    """A ``checkpoint-N`` cut short while saving (a job killed mid-save, e.g. at its time limit) has no
+    valid ``trainer_state.json``: transformers writes it last and reads it first when resuming, so every
+    resume from it would crash. The newest such checkpoints are moved aside (never deleted), and the
+    stage resumes from the last complete one (``save_total_limit`` keeps the one before)."""
+    while (newest := last_sft_checkpoint(run_path(cfg, stage))) is not None:
+        if markers.read(newest / "trainer_state.json") is not None:
+            return
+        if launch.move_aside(newest, run_path(cfg), f"{stage}: {newest.name} was cut short while saving (no valid "
+                             "trainer_state.json); resuming from the checkpoint before it",
+                             name=f"{stage}-{newest.name}") is None:
+            newest.rmdir()  # an empty folder: nothing to keep
+
+
 def start_fresh_if_forced(cfg: DictConfig, stage: str) -> None:
     """force=true: the stage's old output (checkpoints included) is moved aside, never resumed into."""
     if cfg.force:
@@ -215,6 +229,7 @@ def stage_sft(cfg: DictConfig, stage: str) -> None:
     if " " in str(path):  # LLaMA-Factory's launcher splits torchrun's argument string on spaces
         raise StageFailed(f"{stage}: the run folder must not contain spaces for torchrun ({path})")
     start_fresh_if_forced(cfg, stage)
+    set_aside_cut_short_checkpoints(cfg, stage)
     previous = last_sft_checkpoint(run_path(cfg, stage))
     say(f"{stage}: resuming from {previous}" if previous else f"{stage}: starting from step 0")
     env = launch.llamafactory_env(cfg, deepspeed=bool(config.get("deepspeed")))

@@ -188,6 +188,31 @@ def test_a_crashed_sft_stage_resumes_and_force_starts_fresh(node_factory, compos
     assert len(list((run_dir / "replaced").glob("stage1-*"))) == 2  # moved aside, never deleted or reused
 
 
+def test_a_checkpoint_cut_short_while_saving_is_set_aside_and_the_stage_resumes_from_the_one_before(
+        node_factory, compose_run, tmp_path, monkeypatch):
+    """transformers reads trainer_state.json (written last) first when resuming: a checkpoint without it
+    would crash every resume; it is moved aside, not deleted."""
+    from training import check
+    from training.run import StageFailed
+
+    monkeypatch.setattr(check, "sft_problems", lambda *args, **kwargs: [])
+    node = node_factory(8, real_launcher=False)
+    run_dir, stage1 = tmp_path / "run", tmp_path / "stage1-elsewhere"
+    stage1.mkdir()
+    (stage1 / "config.json").write_text("{}")
+    monkeypatch.setenv("FAKE_CRASH_AFTER_STEP", "500")
+    monkeypatch.setenv("FAKE_CUT_SHORT_AT_STEP", "1000")
+    with pytest.raises(StageFailed, match="stage stage2 failed"):
+        run_stage(compose_run, run_dir, "stage=stage2", f"handover.stage1_dir={stage1}")
+    (run_dir / "stage2" / "checkpoint-1500").mkdir()  # killed right after creating the folder
+    monkeypatch.delenv("FAKE_CRASH_AFTER_STEP")
+    monkeypatch.delenv("FAKE_CUT_SHORT_AT_STEP")
+    run_stage(compose_run, run_dir, "stage=stage2", f"handover.stage1_dir={stage1}")
+    assert node.events("sft_start")[-1]["resume_from"] == ["checkpoint-500"]
+    kept = list((run_dir / "replaced").glob("stage2-checkpoint-1000-*"))
+    assert len(kept) == 1 and (kept[0] / "model.safetensors").read_bytes() == b"partial"
+
+
 def test_grpo_resumes_keeps_easyr1_logs_force_starts_clean_and_ray_workers_get_wandb_offline(
         node_factory, compose_run, tmp_path, monkeypatch):
     from training.run import StageFailed
