@@ -364,6 +364,34 @@ def test_the_model_merger_is_fetched_at_the_pinned_commit_and_checked(tmp_path, 
     assert run_module.easyr1_merger(cfg) == merger and len(asked) == 3  # fetched once
 
 
+def test_grpo_does_not_start_when_the_merger_cannot_be_had(node_factory, compose_run, tmp_path, monkeypatch):
+    """A GPU node without internet: the merger is fetched before GRPO, and its failure stops the chain
+    before days of training, not at the merge stage after them."""
+    import urllib.request
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import training.run as run_module
+
+    node = node_factory(8)
+    run_dir = tmp_path / "run"
+    (run_dir / "stage2").mkdir(parents=True)
+    (run_dir / "data" / "grpo").mkdir(parents=True)
+    for split in ("train", "val"):
+        pq.write_table(pa.table({"prompt": ["<image>Is there a nodule?"], "images": [["x.jpg"]], "answer": ["{}"]}),
+                       run_dir / "data" / "grpo" / f"{split}.parquet")
+    monkeypatch.setattr(run_module, "EASYR1_MERGER_SHA256", "0" * 64)  # no local copy matches: it must be fetched
+
+    def unreachable(url, timeout):
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(urllib.request, "urlopen", unreachable)
+    with pytest.raises(run_module.StageFailed, match="stage3 not started.*make easyr1-merger"):
+        run_stage(compose_run, run_dir, "stage=stage3")
+    assert node.events("easyr1") == []
+
+
 def test_more_processes_than_visible_gpus_is_refused_before_launch(compose_run, tmp_path, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
     cfg = compose_run("default", f"run_dir={tmp_path}")
