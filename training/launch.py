@@ -95,8 +95,15 @@ def llamafactory_env(cfg: DictConfig, deepspeed: bool) -> dict[str, str]:
 
 
 def refuse_on_other_ranks(cfg: DictConfig, stage: str) -> None:
-    """On rank > 0 only the torchrun stages may run (as workers of rank 0's launch)."""
+    """On rank > 0 only the torchrun stages may run (as workers of rank 0's launch); following is for them only."""
+    nnodes = int(cfg.launch.nnodes)
+    if not 0 <= node_rank(cfg) < max(nnodes, 1):
+        raise LaunchError(f"launch.node_rank={cfg.launch.node_rank} is not in 0..{nnodes - 1} (launch.nnodes={nnodes})")
     if node_rank(cfg) == 0:
+        if stage == "follow":  # a second rank 0 would wait for its own tickets, or start torchrun as node 0 twice
+            raise LaunchError(f"stage=follow joins rank 0's torchrun stages from another node: give this node its "
+                              f"rank (NODE_RANK=1..{max(int(cfg.launch.nnodes), 2) - 1}, launch.node_rank) and "
+                              "launch.nnodes > 1 (NNODES)")
         return
     hint = (f"On node rank {node_rank(cfg)} run only the distributed stages, as workers of rank 0: "
             "`stage=follow` joins every torchrun stage rank 0 launches (stage1, stage2); GRPO's other nodes "

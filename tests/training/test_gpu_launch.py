@@ -150,6 +150,17 @@ def test_other_ranks_refuse_the_chain_and_rank0_stages(compose_run, tmp_path, st
         run_stage(compose_run, tmp_path / "run", f"stage={stage}", "launch.nnodes=2", "launch.node_rank=1")
 
 
+@pytest.mark.parametrize("nodes", [["launch.nnodes=2"], []])
+def test_follow_on_rank0_is_refused_instead_of_waiting_for_its_own_tickets(compose_run, tmp_path, nodes):
+    """`make follow` without NODE_RANK: rank 0 would wait two days for a ticket, or join as a second node 0."""
+    from training.run import StageFailed
+
+    with pytest.raises(StageFailed, match="stage=follow.*NODE_RANK=1"):
+        run_stage(compose_run, tmp_path / "run", "stage=follow", "launch.follow_timeout_s=3", *nodes)
+    with pytest.raises(StageFailed, match="node_rank=1 is not in 0..0"):  # a follower of a one-node run
+        run_stage(compose_run, tmp_path / "run", "stage=follow", "launch.follow_timeout_s=3", "launch.node_rank=1")
+
+
 def test_a_follower_ignores_a_stale_ticket(compose_run, tmp_path):
     cfg = compose_run("default", f"run_dir={tmp_path}", "launch.nnodes=2", "launch.node_rank=1")
     stale = launch.ticket_path(cfg, "stage1")
