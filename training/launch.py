@@ -40,11 +40,15 @@ class LaunchError(RuntimeError):
     """A launch that cannot work as configured (raised before anything starts)."""
 
 
-def stage_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Variables every stage subprocess gets on top of the caller's environment."""
+def stage_env(extra: dict[str, str] | None = None, wandb_dir: Path | None = None) -> dict[str, str]:
+    """Variables every stage subprocess gets on top of the caller's environment; ``wandb_dir``: where
+    wandb writes (offline runs to sync later), unless the user set ``WANDB_DIR``."""
     env = {"PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
     if "WANDB_MODE" not in os.environ:  # the user's choice wins, e.g. WANDB_MODE=online
         env["WANDB_MODE"] = "offline"
+    if wandb_dir is not None and "WANDB_DIR" not in os.environ:  # else ./wandb of whichever process logs
+        wandb_dir.mkdir(parents=True, exist_ok=True)
+        env["WANDB_DIR"] = str(wandb_dir)
     return {**env, **(extra or {})}
 
 

@@ -56,7 +56,7 @@ def run_logged(stage: str, command: list[str], cfg: DictConfig, env: dict[str, s
     log.parent.mkdir(parents=True, exist_ok=True)
     shown = redact(" ".join(command), [])  # an override's URL keeps no user:password@ (console and log)
     say(f"{stage}: {shown}  (log: {log})")
-    full_env = {**os.environ, **launch.stage_env(env)}
+    full_env = {**os.environ, **launch.stage_env(env, wandb_dir=run_path(cfg, "logs"))}
     with log.open("a", encoding="utf-8") as handle:
         stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
         handle.write(f"===== {stamp} attempt: {shown}\n")

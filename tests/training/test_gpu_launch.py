@@ -78,6 +78,7 @@ def test_sft_launches_through_torchrun_with_every_gpu_and_wandb_offline(node_fac
     [call] = node.events("torchrun")
     assert call["env"]["FORCE_TORCHRUN"] == "1" and call["env"]["NPROC_PER_NODE"] == nproc
     assert call["env"]["WANDB_MODE"] == "offline" and call["env"]["NNODES"] == "1"
+    assert call["env"]["WANDB_DIR"] == str(tmp_path / "run" / "logs")  # offline runs beside the run, not in ./wandb
     argv = " ".join(call["argv"])
     assert f"--nnodes 1 --node_rank 0 --nproc_per_node {nproc}" in argv and argv.endswith("configs/stage1.yaml")
     assert call["config"]["overwrite_output_dir"] is False and call["config"]["save_total_limit"] == 2
@@ -91,8 +92,10 @@ def test_the_users_wandb_mode_wins(node_factory, compose_run, tmp_path, monkeypa
     monkeypatch.setattr(check, "sft_problems", lambda *args, **kwargs: [])  # parsed for real elsewhere
     node = node_factory(8, real_launcher=False)
     monkeypatch.setenv("WANDB_MODE", "online")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "mine"))
     run_stage(compose_run, tmp_path / "run", "stage=stage1")
     assert node.events("torchrun")[0]["env"]["WANDB_MODE"] == "online"
+    assert node.events("torchrun")[0]["env"]["WANDB_DIR"] == str(tmp_path / "mine")
 
 
 def test_two_nodes_rank0_launches_only_when_rank1_sees_the_run_folder(node_factory, compose_run, tmp_path,
@@ -245,6 +248,7 @@ def test_grpo_resumes_keeps_easyr1_logs_force_starts_clean_and_ray_workers_get_w
     [ray_init] = node.events("ray_init")[-1:]
     env_vars = ray_init["runtime_env"]["env_vars"]
     assert env_vars["WANDB_MODE"] == "offline" and env_vars["TOKENIZERS_PARALLELISM"] == "true"  # EasyR1's kept
+    assert env_vars["WANDB_DIR"] == str(run_dir / "logs")  # the Runner actor's wandb logger, on any node
     assert node.events("easyr1")[-1]["argv"][1].startswith("config=")
 
     run_stage(compose_run, run_dir, "stage=stage3")
