@@ -89,6 +89,7 @@ def check_all(cfg: DictConfig, notes: list[str] | None = None) -> dict[str, list
     problems["stage3"] = data_problems + check.easyr1_problems(
         config, cfg.frame, produced=[absolute(cfg.data_dir)]) + check.easyr1_native_problems(config)
     if cfg.grpo_backend == "easyr1":  # TRL's backend runs in one process
+        problems["stage3"] += check.best_checkpoint_problems(config, cfg.get("merge", {}).get("checkpoint", "best"))
         problems["stage3"] += check.easyr1_world_problems(config) + check.easyr1_dir_problems(
             absolute(cfg.launch.easyr1_dir) if cfg.launch.easyr1_dir else None)
     produced.add(str(run_path(cfg, "stage2")))
@@ -290,6 +291,7 @@ def stage_grpo(cfg: DictConfig) -> None:
     problems = check.easyr1_problems(config, cfg.frame)
     if cfg.grpo_backend == "easyr1":
         problems += check.easyr1_world_problems(config) + check.easyr1_native_problems(config)
+        problems += check.best_checkpoint_problems(config, cfg.get("merge", {}).get("checkpoint", "best"))
     if problems:
         raise StageFailed(f"stage3 config {path} is invalid:\n  " + "\n  ".join(problems))
     start_fresh_if_forced(cfg, "stage3")

@@ -94,6 +94,17 @@ def test_easyr1_dir_is_checked_up_front(compose_run, tmp_path):
     assert stage_problems(compose_run, tmp_path, f"launch.easyr1_dir={checkout}")["stage3"] == []
 
 
+def test_merging_the_best_checkpoint_needs_a_validation_at_every_save(compose_run, tmp_path):
+    """EasyR1 scores each checkpoint with the latest validation reward: one saved between validations
+    would be ranked by an earlier step's score."""
+    problems = stage_problems(compose_run, tmp_path, "+overrides.stage3.trainer.save_freq=3")["stage3"]
+    assert any("save_freq (3) is not a multiple of trainer.val_freq (5)" in p for p in problems)
+    assert not any("val_freq" in p for p in stage_problems(compose_run, tmp_path, "+overrides.stage3.trainer.save_freq=10")[
+        "stage3"])
+    assert not any("val_freq" in p for p in stage_problems(
+        compose_run, tmp_path, "+overrides.stage3.trainer.save_freq=3", "merge.checkpoint=last")["stage3"])
+
+
 def test_a_relative_easyr1_dir_is_checked_where_the_merge_looks(compose_run, tmp_path, monkeypatch):
     """Relative paths of the run config are relative to the repository (training.render.absolute), for the
     check as for the merge stage, whatever the current directory."""
