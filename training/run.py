@@ -294,13 +294,14 @@ def stage_grpo(cfg: DictConfig) -> None:
         problems += check.best_checkpoint_problems(config, cfg.get("merge", {}).get("checkpoint", "best"))
     if problems:
         raise StageFailed(f"stage3 config {path} is invalid:\n  " + "\n  ".join(problems))
-    start_fresh_if_forced(cfg, "stage3")
-    out = run_path(cfg, "stage3")
     if cfg.grpo_backend == "easyr1":
         try:  # the merge stage needs it: fetched (or refused) now, not after days of GRPO on a node without internet
             easyr1_merger(cfg)
         except StageFailed as error:
             raise StageFailed(f"stage3 not started: the merge stage after it would fail. {error}") from None
+    start_fresh_if_forced(cfg, "stage3")
+    out = run_path(cfg, "stage3")
+    if cfg.grpo_backend == "easyr1":
         if config["trainer"].get("find_last_checkpoint", True) is False or config["trainer"].get("load_checkpoint_path"):
             say("stage3: the recipe turns EasyR1's resume off (find_last_checkpoint / load_checkpoint_path)")
         tracker = markers.read(out / "checkpoint_tracker.json")

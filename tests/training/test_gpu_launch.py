@@ -405,6 +405,11 @@ def test_grpo_does_not_start_when_the_merger_cannot_be_had(node_factory, compose
     with pytest.raises(run_module.StageFailed, match="stage3 not started.*make easyr1-merger"):
         run_stage(compose_run, run_dir, "stage=stage3")
     assert node.events("easyr1") == []
+    (run_dir / "stage3").mkdir()
+    (run_dir / "stage3" / "checkpoint_tracker.json").write_text("{}")
+    with pytest.raises(run_module.StageFailed, match="stage3 not started"):
+        run_stage(compose_run, run_dir, "stage=stage3", "force=true")
+    assert (run_dir / "stage3" / "checkpoint_tracker.json").exists()  # refused before moving the old run aside
 
 
 def test_more_processes_than_visible_gpus_is_refused_before_launch(compose_run, tmp_path, monkeypatch):
