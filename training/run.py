@@ -476,10 +476,12 @@ def run(cfg: DictConfig) -> None:
             return join_sft(cfg, stages)
         except launch.LaunchError as error:
             raise StageFailed(str(error)) from None
+    stages = STAGES if cfg.stage == "all" else [cfg.stage]
     try:
-        run_stages(cfg, STAGES if cfg.stage == "all" else [cfg.stage])
+        run_stages(cfg, stages)
     except (StageFailed, launch.LaunchError) as error:
-        waiting = [stage for stage in launch.DISTRIBUTED_SFT if not marker(cfg, stage).exists()]
+        # followers wait only for the torchrun stages this invocation was to launch (not for `stage=stage3` alone)
+        waiting = [stage for stage in launch.DISTRIBUTED_SFT if stage in stages and not marker(cfg, stage).exists()]
         if int(cfg.launch.nnodes) > 1 and waiting:  # followers would wait for a torchrun stage that never comes
             launch.announce_stop(cfg, str(error), timeout_s=min(120.0, float(cfg.launch.ack_timeout_s)))
         raise

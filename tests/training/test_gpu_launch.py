@@ -437,3 +437,18 @@ def test_followers_stop_when_rank0_stops(compose_run, tmp_path):
     thread.join(timeout=120)
     assert errors and "rank 0 stopped the chain: stage data needs data_root" in str(errors[0].value)
     assert not list((tmp_path / "launch").glob("*.ticket.json"))
+
+
+def test_a_failed_rank0_only_stage_does_not_wait_for_followers_it_never_had(compose_run, tmp_path, monkeypatch):
+    """`make stage3 NNODES=2` by hand (Ray workers, no torchrun followers): a failure is reported at once,
+    not after waiting for followers to acknowledge a stop."""
+    from training.run import StageFailed
+
+    announced = []
+    monkeypatch.setattr(launch, "announce_stop", lambda cfg, reason, timeout_s: announced.append(reason))
+    with pytest.raises(StageFailed, match="needs data_root"):
+        run_stage(compose_run, tmp_path / "run", "stage=data", "launch.nnodes=2")
+    assert announced == []
+    with pytest.raises(StageFailed, match="needs data_root"):
+        run_stage(compose_run, tmp_path / "run", "stage=all", "launch.nnodes=2")
+    assert len(announced) == 1  # the chain's followers wait for stage 1 and 2: told
