@@ -33,7 +33,7 @@ from omegaconf import DictConfig
 from data_prep.writers import write_json
 
 DISTRIBUTED_SFT = ("stage1", "stage2")  # the stages other ranks join (torchrun workers)
-TICKET_HEARTBEAT_S = 5.0  # rank 0 rewrites its ticket this often while it waits and while the stage runs
+TICKET_HEARTBEAT_S = 5.0  # upper bound of rank 0's ticket rewrites while it waits for acknowledgements (not during the stage)
 
 
 class LaunchError(RuntimeError):
