@@ -241,9 +241,13 @@ def test_grpo_resumes_keeps_easyr1_logs_force_starts_clean_and_ray_workers_get_w
     for split in ("train", "val"):
         pq.write_table(pa.table({"prompt": ["<image>Is there a nodule?"], "images": [["x.jpg"]], "answer": ["{}"]}),
                        run_dir / "data" / "grpo" / f"{split}.parquet")
+    checkout = tmp_path / "EasyR1"  # the merger stage 3 makes sure of before it starts (no download in tests)
+    (checkout / "scripts").mkdir(parents=True)
+    (checkout / "scripts" / "model_merger.py").write_text("")
+    merger = f"launch.easyr1_dir={checkout}"
     monkeypatch.setenv("FAKE_CRASH_AT_STEP", "10")
     with pytest.raises(StageFailed, match="stage stage3 failed"):
-        run_stage(compose_run, run_dir, "stage=stage3")
+        run_stage(compose_run, run_dir, "stage=stage3", merger)
     monkeypatch.delenv("FAKE_CRASH_AT_STEP")
     [ray_init] = node.events("ray_init")[-1:]
     env_vars = ray_init["runtime_env"]["env_vars"]
@@ -251,13 +255,13 @@ def test_grpo_resumes_keeps_easyr1_logs_force_starts_clean_and_ray_workers_get_w
     assert env_vars["WANDB_DIR"] == str(run_dir / "logs")  # the Runner actor's wandb logger, on any node
     assert node.events("easyr1")[-1]["argv"][1].startswith("config=")
 
-    run_stage(compose_run, run_dir, "stage=stage3")
+    run_stage(compose_run, run_dir, "stage=stage3", merger)
     assert node.events("easyr1")[-1]["resume_from"] == 5
     out = run_dir / "stage3"
     assert len((out / "experiment_log.attempt-1.jsonl").read_text().splitlines()) == 2  # not truncated
     assert json.loads((out / "checkpoint_tracker.json").read_text())["last_global_step"] == 15
 
-    run_stage(compose_run, run_dir, "stage=stage3", "force=true")
+    run_stage(compose_run, run_dir, "stage=stage3", merger, "force=true")
     assert node.events("easyr1")[-1]["resume_from"] is None  # EasyR1 found no old checkpoint to skip to
     assert json.loads((out / "checkpoint_tracker.json").read_text())["last_global_step"] == 10
     assert list((run_dir / "replaced").glob("stage3-*/global_step_15"))
