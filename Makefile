@@ -78,10 +78,13 @@ MASTER_ADDR ?= 127.0.0.1
 GPUS_PER_NODE ?=
 SERVE_TEACHER ?=
 TEACHER_GPUS ?=
+# FORCE=1 reruns the selected stages from scratch (their old outputs moved aside); FORCE=0 or unset does not.
+FORCE_ARG = $(if $(filter 1 true yes,$(FORCE)),force=true,$(if $(filter-out 0 false no,$(FORCE)),$(error \
+	FORCE=$(FORCE): use FORCE=1 to rerun stages from scratch, FORCE=0 or nothing to resume)))
 # wandb logs offline unless you set WANDB_MODE yourself (training.run does the same for every stage).
 export WANDB_MODE ?= offline
 RUN_STAGE = $(TRAIN_PYTHON) -m training.run run_dir=$(RUN_DIR) $(if $(DATA_ROOT),data_root=$(DATA_ROOT)) \
-	$(if $(DATA_OUT),data_dir=$(DATA_OUT)) $(if $(FORCE),force=true) launch.nnodes=$(NNODES) \
+	$(if $(DATA_OUT),data_dir=$(DATA_OUT)) $(FORCE_ARG) launch.nnodes=$(NNODES) \
 	launch.node_rank=$(NODE_RANK) launch.master_addr=$(MASTER_ADDR) \
 	$(if $(GPUS_PER_NODE),launch.gpus_per_node=$(GPUS_PER_NODE)) $(if $(SERVE_TEACHER),cold_start.serve.enabled=true) \
 	$(if $(TEACHER_GPUS),'cold_start.serve.gpus="$(TEACHER_GPUS)"') \

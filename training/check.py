@@ -339,6 +339,22 @@ def online_filtering_problems(algorithm: dict[str, Any], reward: dict[str, Any])
     return problems
 
 
+def best_checkpoint_problems(config: dict[str, Any], merge_checkpoint: Any) -> list[str]:
+    """``merge.checkpoint=best`` trusts EasyR1's ``best_global_step``. EasyR1 scores a checkpoint with the
+    latest validation reward (ray_trainer ``_save_checkpoint``): one saved at a step without validation
+    inherits an earlier step's score, and could be named best for it."""
+    trainer = config.get("trainer", {})
+    val_freq, save_freq = trainer.get("val_freq", -1), trainer.get("save_freq", -1)
+    if str(merge_checkpoint) != "best" or not all(isinstance(v, int) and v > 0 for v in (val_freq, save_freq)):
+        return []
+    if save_freq % val_freq:
+        return [(f"trainer.save_freq ({save_freq}) is not a multiple of trainer.val_freq ({val_freq}): checkpoints "
+                 "saved without a validation at their step get an earlier step's validation reward, and "
+                 "merge.checkpoint=best could merge one for a score it did not earn; align them or set "
+                 "merge.checkpoint=last")]
+    return []
+
+
 def easyr1_dir_problems(easyr1_dir: str | None) -> list[str]:
     """``launch.easyr1_dir``, when set, must be an EasyR1 checkout holding the model merger."""
     if not easyr1_dir:

@@ -33,18 +33,22 @@ from omegaconf import DictConfig
 from data_prep.writers import write_json
 
 DISTRIBUTED_SFT = ("stage1", "stage2")  # the stages other ranks join (torchrun workers)
-TICKET_HEARTBEAT_S = 5.0  # rank 0 rewrites its ticket this often while it waits and while the stage runs
+TICKET_HEARTBEAT_S = 5.0  # upper bound of rank 0's ticket rewrites while it waits for acknowledgements (not during the stage)
 
 
 class LaunchError(RuntimeError):
     """A launch that cannot work as configured (raised before anything starts)."""
 
 
-def stage_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Variables every stage subprocess gets on top of the caller's environment."""
+def stage_env(extra: dict[str, str] | None = None, wandb_dir: Path | None = None) -> dict[str, str]:
+    """Variables every stage subprocess gets on top of the caller's environment; ``wandb_dir``: where
+    wandb writes (offline runs to sync later), unless the user set ``WANDB_DIR``."""
     env = {"PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
     if "WANDB_MODE" not in os.environ:  # the user's choice wins, e.g. WANDB_MODE=online
         env["WANDB_MODE"] = "offline"
+    if wandb_dir is not None and "WANDB_DIR" not in os.environ:  # else ./wandb of whichever process logs
+        wandb_dir.mkdir(parents=True, exist_ok=True)
+        env["WANDB_DIR"] = str(wandb_dir)
     return {**env, **(extra or {})}
 
 
@@ -95,8 +99,15 @@ def llamafactory_env(cfg: DictConfig, deepspeed: bool) -> dict[str, str]:
 
 
 def refuse_on_other_ranks(cfg: DictConfig, stage: str) -> None:
-    """On rank > 0 only the torchrun stages may run (as workers of rank 0's launch)."""
+    """On rank > 0 only the torchrun stages may run (as workers of rank 0's launch); following is for them only."""
+    nnodes = int(cfg.launch.nnodes)
+    if not 0 <= node_rank(cfg) < max(nnodes, 1):
+        raise LaunchError(f"launch.node_rank={cfg.launch.node_rank} is not in 0..{nnodes - 1} (launch.nnodes={nnodes})")
     if node_rank(cfg) == 0:
+        if stage == "follow":  # a second rank 0 would wait for its own tickets, or start torchrun as node 0 twice
+            raise LaunchError(f"stage=follow joins rank 0's torchrun stages from another node: give this node its "
+                              f"rank (NODE_RANK=1..{max(int(cfg.launch.nnodes), 2) - 1}, launch.node_rank) and "
+                              "launch.nnodes > 1 (NNODES)")
         return
     hint = (f"On node rank {node_rank(cfg)} run only the distributed stages, as workers of rank 0: "
             "`stage=follow` joins every torchrun stage rank 0 launches (stage1, stage2); GRPO's other nodes "
@@ -237,16 +248,16 @@ def check_ticket(cfg: DictConfig, ticket: dict) -> Path:
 # ------------------------------------------------------------------------------- moving outputs aside
 
 
-def move_aside(path: Path, run_dir: Path, why: str) -> Path | None:
-    """Rename a stage's old output to ``<run_dir>/replaced/<name>-<UTC time>`` (never reused, never
-    deleted by us: the user decides when to free the disk)."""
+def move_aside(path: Path, run_dir: Path, why: str, name: str | None = None) -> Path | None:
+    """Rename a stage's old output to ``<run_dir>/replaced/<name>-<UTC time>`` (``name``: the path's
+    own by default; never reused, never deleted by us: the user decides when to free the disk)."""
     if not path.exists() or (path.is_dir() and not any(path.iterdir())):
         return None
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    target = run_dir / "replaced" / f"{path.name}-{stamp}"
+    stamp, name = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ"), name or path.name
+    target = run_dir / "replaced" / f"{name}-{stamp}"
     suffix = 1
     while target.exists():
-        target = run_dir / "replaced" / f"{path.name}-{stamp}-{suffix}"
+        target = run_dir / "replaced" / f"{name}-{stamp}-{suffix}"
         suffix += 1
     target.parent.mkdir(parents=True, exist_ok=True)
     try:

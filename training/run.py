@@ -56,7 +56,7 @@ def run_logged(stage: str, command: list[str], cfg: DictConfig, env: dict[str, s
     log.parent.mkdir(parents=True, exist_ok=True)
     shown = redact(" ".join(command), [])  # an override's URL keeps no user:password@ (console and log)
     say(f"{stage}: {shown}  (log: {log})")
-    full_env = {**os.environ, **launch.stage_env(env)}
+    full_env = {**os.environ, **launch.stage_env(env, wandb_dir=run_path(cfg, "logs"))}
     with log.open("a", encoding="utf-8") as handle:
         stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
         handle.write(f"===== {stamp} attempt: {shown}\n")
@@ -89,7 +89,9 @@ def check_all(cfg: DictConfig, notes: list[str] | None = None) -> dict[str, list
     problems["stage3"] = data_problems + check.easyr1_problems(
         config, cfg.frame, produced=[absolute(cfg.data_dir)]) + check.easyr1_native_problems(config)
     if cfg.grpo_backend == "easyr1":  # TRL's backend runs in one process
-        problems["stage3"] += check.easyr1_world_problems(config) + check.easyr1_dir_problems(cfg.launch.easyr1_dir)
+        problems["stage3"] += check.best_checkpoint_problems(config, cfg.get("merge", {}).get("checkpoint", "best"))
+        problems["stage3"] += check.easyr1_world_problems(config) + check.easyr1_dir_problems(
+            absolute(cfg.launch.easyr1_dir) if cfg.launch.easyr1_dir else None)
     produced.add(str(run_path(cfg, "stage2")))
     start = config["worker"]["actor"]["model"]["model_path"]
     if not Path(start).exists() and start not in produced:
@@ -174,6 +176,20 @@ def last_sft_checkpoint(folder: Path) -> Path | None:
     return max(steps, key=lambda p: int(p.name.split("-")[-1])) if steps else None
 
 
+def set_aside_cut_short_checkpoints(cfg: DictConfig, stage: str) -> None:
+    """A ``checkpoint-N`` cut short while saving (a job killed mid-save, e.g. at its time limit) has no
+    valid ``trainer_state.json``: transformers writes it last and reads it first when resuming, so every
+    resume from it would crash. The newest such checkpoints are moved aside (never deleted), and the
+    stage resumes from the last complete one (``save_total_limit`` keeps the one before)."""
+    while (newest := last_sft_checkpoint(run_path(cfg, stage))) is not None:
+        if markers.read(newest / "trainer_state.json") is not None:
+            return
+        if launch.move_aside(newest, run_path(cfg), f"{stage}: {newest.name} was cut short while saving (no valid "
+                             "trainer_state.json); resuming from the checkpoint before it",
+                             name=f"{stage}-{newest.name}") is None:
+            newest.rmdir()  # an empty folder: nothing to keep
+
+
 def start_fresh_if_forced(cfg: DictConfig, stage: str) -> None:
     """force=true: the stage's old output (checkpoints included) is moved aside, never resumed into."""
     if cfg.force:
@@ -214,6 +230,7 @@ def stage_sft(cfg: DictConfig, stage: str) -> None:
     if " " in str(path):  # LLaMA-Factory's launcher splits torchrun's argument string on spaces
         raise StageFailed(f"{stage}: the run folder must not contain spaces for torchrun ({path})")
     start_fresh_if_forced(cfg, stage)
+    set_aside_cut_short_checkpoints(cfg, stage)
     previous = last_sft_checkpoint(run_path(cfg, stage))
     say(f"{stage}: resuming from {previous}" if previous else f"{stage}: starting from step 0")
     env = launch.llamafactory_env(cfg, deepspeed=bool(config.get("deepspeed")))
@@ -274,8 +291,14 @@ def stage_grpo(cfg: DictConfig) -> None:
     problems = check.easyr1_problems(config, cfg.frame)
     if cfg.grpo_backend == "easyr1":
         problems += check.easyr1_world_problems(config) + check.easyr1_native_problems(config)
+        problems += check.best_checkpoint_problems(config, cfg.get("merge", {}).get("checkpoint", "best"))
     if problems:
         raise StageFailed(f"stage3 config {path} is invalid:\n  " + "\n  ".join(problems))
+    if cfg.grpo_backend == "easyr1":
+        try:  # the merge stage needs it: fetched (or refused) now, not after days of GRPO on a node without internet
+            easyr1_merger(cfg)
+        except StageFailed as error:
+            raise StageFailed(f"stage3 not started: the merge stage after it would fail. {error}") from None
     start_fresh_if_forced(cfg, "stage3")
     out = run_path(cfg, "stage3")
     if cfg.grpo_backend == "easyr1":
@@ -453,10 +476,12 @@ def run(cfg: DictConfig) -> None:
             return join_sft(cfg, stages)
         except launch.LaunchError as error:
             raise StageFailed(str(error)) from None
+    stages = STAGES if cfg.stage == "all" else [cfg.stage]
     try:
-        run_stages(cfg, STAGES if cfg.stage == "all" else [cfg.stage])
+        run_stages(cfg, stages)
     except (StageFailed, launch.LaunchError) as error:
-        waiting = [stage for stage in launch.DISTRIBUTED_SFT if not marker(cfg, stage).exists()]
+        # followers wait only for the torchrun stages this invocation was to launch (not for `stage=stage3` alone)
+        waiting = [stage for stage in launch.DISTRIBUTED_SFT if stage in stages and not marker(cfg, stage).exists()]
         if int(cfg.launch.nnodes) > 1 and waiting:  # followers would wait for a torchrun stage that never comes
             launch.announce_stop(cfg, str(error), timeout_s=min(120.0, float(cfg.launch.ack_timeout_s)))
         raise

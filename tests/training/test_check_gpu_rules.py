@@ -94,6 +94,27 @@ def test_easyr1_dir_is_checked_up_front(compose_run, tmp_path):
     assert stage_problems(compose_run, tmp_path, f"launch.easyr1_dir={checkout}")["stage3"] == []
 
 
+def test_merging_the_best_checkpoint_needs_a_validation_at_every_save(compose_run, tmp_path):
+    """EasyR1 scores each checkpoint with the latest validation reward: one saved between validations
+    would be ranked by an earlier step's score."""
+    problems = stage_problems(compose_run, tmp_path, "+overrides.stage3.trainer.save_freq=3")["stage3"]
+    assert any("save_freq (3) is not a multiple of trainer.val_freq (5)" in p for p in problems)
+    assert not any("val_freq" in p for p in stage_problems(compose_run, tmp_path, "+overrides.stage3.trainer.save_freq=10")[
+        "stage3"])
+    assert not any("val_freq" in p for p in stage_problems(
+        compose_run, tmp_path, "+overrides.stage3.trainer.save_freq=3", "merge.checkpoint=last")["stage3"])
+
+
+def test_a_relative_easyr1_dir_is_checked_where_the_merge_looks(compose_run, tmp_path, monkeypatch):
+    """Relative paths of the run config are relative to the repository (training.render.absolute), for the
+    check as for the merge stage, whatever the current directory."""
+    vendored = ROOT.parent / "shared" / "vendor" / "easyr1-b44b311"
+    if not (vendored / "scripts" / "model_merger.py").is_file():
+        pytest.skip("the pinned EasyR1 sources are not beside the repository")
+    monkeypatch.chdir(tmp_path)
+    assert stage_problems(compose_run, tmp_path, "launch.easyr1_dir=../shared/vendor/easyr1-b44b311")["stage3"] == []
+
+
 def write_manifest(data_dir, max_pixels, min_pixels=3136):
     data_dir.mkdir(parents=True, exist_ok=True)
     manifest = {"config": {"frame": {"min_pixels": min_pixels, "max_pixels": max_pixels}}, "outputs": {}}

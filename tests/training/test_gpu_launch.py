@@ -78,6 +78,7 @@ def test_sft_launches_through_torchrun_with_every_gpu_and_wandb_offline(node_fac
     [call] = node.events("torchrun")
     assert call["env"]["FORCE_TORCHRUN"] == "1" and call["env"]["NPROC_PER_NODE"] == nproc
     assert call["env"]["WANDB_MODE"] == "offline" and call["env"]["NNODES"] == "1"
+    assert call["env"]["WANDB_DIR"] == str(tmp_path / "run" / "logs")  # offline runs beside the run, not in ./wandb
     argv = " ".join(call["argv"])
     assert f"--nnodes 1 --node_rank 0 --nproc_per_node {nproc}" in argv and argv.endswith("configs/stage1.yaml")
     assert call["config"]["overwrite_output_dir"] is False and call["config"]["save_total_limit"] == 2
@@ -91,8 +92,10 @@ def test_the_users_wandb_mode_wins(node_factory, compose_run, tmp_path, monkeypa
     monkeypatch.setattr(check, "sft_problems", lambda *args, **kwargs: [])  # parsed for real elsewhere
     node = node_factory(8, real_launcher=False)
     monkeypatch.setenv("WANDB_MODE", "online")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "mine"))
     run_stage(compose_run, tmp_path / "run", "stage=stage1")
     assert node.events("torchrun")[0]["env"]["WANDB_MODE"] == "online"
+    assert node.events("torchrun")[0]["env"]["WANDB_DIR"] == str(tmp_path / "mine")
 
 
 def test_two_nodes_rank0_launches_only_when_rank1_sees_the_run_folder(node_factory, compose_run, tmp_path,
@@ -150,6 +153,17 @@ def test_other_ranks_refuse_the_chain_and_rank0_stages(compose_run, tmp_path, st
         run_stage(compose_run, tmp_path / "run", f"stage={stage}", "launch.nnodes=2", "launch.node_rank=1")
 
 
+@pytest.mark.parametrize("nodes", [["launch.nnodes=2"], []])
+def test_follow_on_rank0_is_refused_instead_of_waiting_for_its_own_tickets(compose_run, tmp_path, nodes):
+    """`make follow` without NODE_RANK: rank 0 would wait two days for a ticket, or join as a second node 0."""
+    from training.run import StageFailed
+
+    with pytest.raises(StageFailed, match="stage=follow.*NODE_RANK=1"):
+        run_stage(compose_run, tmp_path / "run", "stage=follow", "launch.follow_timeout_s=3", *nodes)
+    with pytest.raises(StageFailed, match="node_rank=1 is not in 0..0"):  # a follower of a one-node run
+        run_stage(compose_run, tmp_path / "run", "stage=follow", "launch.follow_timeout_s=3", "launch.node_rank=1")
+
+
 def test_a_follower_ignores_a_stale_ticket(compose_run, tmp_path):
     cfg = compose_run("default", f"run_dir={tmp_path}", "launch.nnodes=2", "launch.node_rank=1")
     stale = launch.ticket_path(cfg, "stage1")
@@ -188,6 +202,31 @@ def test_a_crashed_sft_stage_resumes_and_force_starts_fresh(node_factory, compos
     assert len(list((run_dir / "replaced").glob("stage1-*"))) == 2  # moved aside, never deleted or reused
 
 
+def test_a_checkpoint_cut_short_while_saving_is_set_aside_and_the_stage_resumes_from_the_one_before(
+        node_factory, compose_run, tmp_path, monkeypatch):
+    """transformers reads trainer_state.json (written last) first when resuming: a checkpoint without it
+    would crash every resume; it is moved aside, not deleted."""
+    from training import check
+    from training.run import StageFailed
+
+    monkeypatch.setattr(check, "sft_problems", lambda *args, **kwargs: [])
+    node = node_factory(8, real_launcher=False)
+    run_dir, stage1 = tmp_path / "run", tmp_path / "stage1-elsewhere"
+    stage1.mkdir()
+    (stage1 / "config.json").write_text("{}")
+    monkeypatch.setenv("FAKE_CRASH_AFTER_STEP", "500")
+    monkeypatch.setenv("FAKE_CUT_SHORT_AT_STEP", "1000")
+    with pytest.raises(StageFailed, match="stage stage2 failed"):
+        run_stage(compose_run, run_dir, "stage=stage2", f"handover.stage1_dir={stage1}")
+    (run_dir / "stage2" / "checkpoint-1500").mkdir()  # killed right after creating the folder
+    monkeypatch.delenv("FAKE_CRASH_AFTER_STEP")
+    monkeypatch.delenv("FAKE_CUT_SHORT_AT_STEP")
+    run_stage(compose_run, run_dir, "stage=stage2", f"handover.stage1_dir={stage1}")
+    assert node.events("sft_start")[-1]["resume_from"] == ["checkpoint-500"]
+    kept = list((run_dir / "replaced").glob("stage2-checkpoint-1000-*"))
+    assert len(kept) == 1 and (kept[0] / "model.safetensors").read_bytes() == b"partial"
+
+
 def test_grpo_resumes_keeps_easyr1_logs_force_starts_clean_and_ray_workers_get_wandb_offline(
         node_factory, compose_run, tmp_path, monkeypatch):
     from training.run import StageFailed
@@ -202,22 +241,27 @@ def test_grpo_resumes_keeps_easyr1_logs_force_starts_clean_and_ray_workers_get_w
     for split in ("train", "val"):
         pq.write_table(pa.table({"prompt": ["<image>Is there a nodule?"], "images": [["x.jpg"]], "answer": ["{}"]}),
                        run_dir / "data" / "grpo" / f"{split}.parquet")
+    checkout = tmp_path / "EasyR1"  # the merger stage 3 makes sure of before it starts (no download in tests)
+    (checkout / "scripts").mkdir(parents=True)
+    (checkout / "scripts" / "model_merger.py").write_text("")
+    merger = f"launch.easyr1_dir={checkout}"
     monkeypatch.setenv("FAKE_CRASH_AT_STEP", "10")
     with pytest.raises(StageFailed, match="stage stage3 failed"):
-        run_stage(compose_run, run_dir, "stage=stage3")
+        run_stage(compose_run, run_dir, "stage=stage3", merger)
     monkeypatch.delenv("FAKE_CRASH_AT_STEP")
     [ray_init] = node.events("ray_init")[-1:]
     env_vars = ray_init["runtime_env"]["env_vars"]
     assert env_vars["WANDB_MODE"] == "offline" and env_vars["TOKENIZERS_PARALLELISM"] == "true"  # EasyR1's kept
+    assert env_vars["WANDB_DIR"] == str(run_dir / "logs")  # the Runner actor's wandb logger, on any node
     assert node.events("easyr1")[-1]["argv"][1].startswith("config=")
 
-    run_stage(compose_run, run_dir, "stage=stage3")
+    run_stage(compose_run, run_dir, "stage=stage3", merger)
     assert node.events("easyr1")[-1]["resume_from"] == 5
     out = run_dir / "stage3"
     assert len((out / "experiment_log.attempt-1.jsonl").read_text().splitlines()) == 2  # not truncated
     assert json.loads((out / "checkpoint_tracker.json").read_text())["last_global_step"] == 15
 
-    run_stage(compose_run, run_dir, "stage=stage3", "force=true")
+    run_stage(compose_run, run_dir, "stage=stage3", merger, "force=true")
     assert node.events("easyr1")[-1]["resume_from"] is None  # EasyR1 found no old checkpoint to skip to
     assert json.loads((out / "checkpoint_tracker.json").read_text())["last_global_step"] == 10
     assert list((run_dir / "replaced").glob("stage3-*/global_step_15"))
@@ -339,6 +383,39 @@ def test_the_model_merger_is_fetched_at_the_pinned_commit_and_checked(tmp_path, 
     assert run_module.easyr1_merger(cfg) == merger and len(asked) == 3  # fetched once
 
 
+def test_grpo_does_not_start_when_the_merger_cannot_be_had(node_factory, compose_run, tmp_path, monkeypatch):
+    """A GPU node without internet: the merger is fetched before GRPO, and its failure stops the chain
+    before days of training, not at the merge stage after them."""
+    import urllib.request
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import training.run as run_module
+
+    node = node_factory(8)
+    run_dir = tmp_path / "run"
+    (run_dir / "stage2").mkdir(parents=True)
+    (run_dir / "data" / "grpo").mkdir(parents=True)
+    for split in ("train", "val"):
+        pq.write_table(pa.table({"prompt": ["<image>Is there a nodule?"], "images": [["x.jpg"]], "answer": ["{}"]}),
+                       run_dir / "data" / "grpo" / f"{split}.parquet")
+    monkeypatch.setattr(run_module, "EASYR1_MERGER_SHA256", "0" * 64)  # no local copy matches: it must be fetched
+
+    def unreachable(url, timeout):
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(urllib.request, "urlopen", unreachable)
+    with pytest.raises(run_module.StageFailed, match="stage3 not started.*make easyr1-merger"):
+        run_stage(compose_run, run_dir, "stage=stage3")
+    assert node.events("easyr1") == []
+    (run_dir / "stage3").mkdir()
+    (run_dir / "stage3" / "checkpoint_tracker.json").write_text("{}")
+    with pytest.raises(run_module.StageFailed, match="stage3 not started"):
+        run_stage(compose_run, run_dir, "stage=stage3", "force=true")
+    assert (run_dir / "stage3" / "checkpoint_tracker.json").exists()  # refused before moving the old run aside
+
+
 def test_more_processes_than_visible_gpus_is_refused_before_launch(compose_run, tmp_path, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
     cfg = compose_run("default", f"run_dir={tmp_path}")
@@ -364,3 +441,18 @@ def test_followers_stop_when_rank0_stops(compose_run, tmp_path):
     thread.join(timeout=120)
     assert errors and "rank 0 stopped the chain: stage data needs data_root" in str(errors[0].value)
     assert not list((tmp_path / "launch").glob("*.ticket.json"))
+
+
+def test_a_failed_rank0_only_stage_does_not_wait_for_followers_it_never_had(compose_run, tmp_path, monkeypatch):
+    """`make stage3 NNODES=2` by hand (Ray workers, no torchrun followers): a failure is reported at once,
+    not after waiting for followers to acknowledge a stop."""
+    from training.run import StageFailed
+
+    announced = []
+    monkeypatch.setattr(launch, "announce_stop", lambda cfg, reason, timeout_s: announced.append(reason))
+    with pytest.raises(StageFailed, match="needs data_root"):
+        run_stage(compose_run, tmp_path / "run", "stage=data", "launch.nnodes=2")
+    assert announced == []
+    with pytest.raises(StageFailed, match="needs data_root"):
+        run_stage(compose_run, tmp_path / "run", "stage=all", "launch.nnodes=2")
+    assert len(announced) == 1  # the chain's followers wait for stage 1 and 2: told
