@@ -27,16 +27,22 @@ def config_bool(value: Any, name: str) -> bool:
     raise ConfigValueError(f"{name} must be true or false, got {value!r} ({type(value).__name__}){hint}")
 
 
+def _dotted(config: Any, name: str) -> tuple[bool, Any]:
+    """(whether ``config`` holds the dotted key ``name``, its value): absent keys are not checked."""
+    node: Any = config
+    for part in name.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
 def check_booleans(config: Any, names: Iterable[str], where: str = "") -> None:
     """Check each dotted key of ``names`` that ``config`` (a mapping or an OmegaConf config) holds
     with ``config_bool``; ``where`` (a file or command) prefixes the key in the message."""
     for name in names:
-        node: Any = config
-        for part in name.split("."):
-            if not isinstance(node, Mapping) or part not in node:
-                break
-            node = node[part]
-        else:
+        found, node = _dotted(config, name)
+        if found:
             config_bool(node, f"{where}: {name}" if where else name)
 
 
@@ -46,14 +52,8 @@ def check_counts(config: Any, lowest: Mapping[str, int], optional: Iterable[str]
     count of -1 or 0 typed by mistake would otherwise build or run an empty or shortened set."""
     optional = set(optional)
     for name, least in lowest.items():
-        node: Any = config
-        for part in name.split("."):
-            if not isinstance(node, Mapping) or part not in node:
-                break
-            node = node[part]
-        else:
-            if node is None and name in optional:
-                continue
+        found, node = _dotted(config, name)
+        if found and not (node is None and name in optional):
             if type(node) is not int or node < least:
                 raise ConfigValueError(f"{name} must be an integer >= {least}{' or null' if name in optional else ''}, "
                                        f"got {node!r}")
