@@ -255,6 +255,25 @@ class Converter:
         }
 
 
+    def grounding_item(self, sample: Sample) -> dict[str, Any]:
+        """A phrase-grounding evaluation item (``eval.grounding``): "locate <phrase>" -> its boxes,
+        in the model's frame, in the reference (box text) and in the ground truth."""
+        frame, boxes = self.frame(sample), self.boxes_in_frame(sample)
+        box_text = self.box_text(boxes)
+        return {
+            "id": sample.sample_id,
+            "source": sample.source,
+            "task": "grounding",
+            "subtype": sample.subtype,
+            "images": [self.image_path(sample)],
+            "prompt": self.prompt("grounding_phrase_to_box", sample),
+            "answer": box_text,
+            "answer_kind": "grounding",
+            "ground_truth": encode_ground_truth("open_ended", box_text, frame, boxes, sample.source, sample.sample_id),
+            "frame": {"width": frame.width, "height": frame.height},
+        }
+
+
 def task_pools(samples: list[Sample], split: str, expand_grounding: bool) -> dict[str, list[Sample]]:
     pools: dict[str, list[Sample]] = defaultdict(list)
     for sample in sorted(samples, key=lambda s: s.sample_id):
@@ -306,6 +325,12 @@ def build(cfg: DictConfig) -> dict[str, Any]:
     else:
         raise ValueError(f"xraybench.mode must be 'rebuild' or 'local', got {cfg.xraybench.mode!r}")
 
+    # Beyond the paper: phrase grounding on the MS-CXR phrases of test patients (test/grounding.jsonl).
+    grounding_eval = [sample for sample in sorted(samples, key=lambda s: s.sample_id)
+                      if cfg.get("grounding_eval", {}).get("enabled", False)
+                      and sample.task == "grounding" and sample.split == "test"]
+    evaluation_subjects |= {sample.subject for sample in grounding_eval}
+
     trainable = []
     for sample in samples:
         if sample.split != "test" and sample.subject in evaluation_subjects:
@@ -337,6 +362,7 @@ def build(cfg: DictConfig) -> dict[str, Any]:
         "grpo/val.parquet": [converter.grpo_row(task, sample) for task, sample in grpo_val],
         "cold_start/candidates.parquet": [converter.grpo_row(task, sample) for task, sample in cold_start],
         "test/xraybench.jsonl": eval_items,
+        "test/grounding.jsonl": [converter.grounding_item(sample) for sample in grounding_eval],
     }
     for name, rows in outputs.items():
         (write_parquet if name.endswith(".parquet") else write_jsonl)(out_dir / name, rows)
@@ -378,6 +404,7 @@ def build(cfg: DictConfig) -> dict[str, Any]:
             "grpo/val.parquet": {"rows": len(grpo_val), **breakdown(grpo_val), "shortfalls": grpo_val_short},
             "cold_start/candidates.parquet": {"rows": len(cold_start), **breakdown(cold_start), "shortfalls": cold_short},
             "test/xraybench.jsonl": {"rows": len(eval_items), "mode": cfg.xraybench.mode, "shortfalls": bench_shortfalls},
+            "test/grounding.jsonl": {"rows": len(grounding_eval)},
         },
         "images": {"prepared": len(prepared), "resized_into_output": bool(cfg.images.resize)},
         "skipped": skips.counts(),

@@ -3,9 +3,10 @@
 Writes ``DIR/metrics.json``: for each report split (``<dataset>/<task>``) the paper's Table 1
 metrics (BLEU-1..4, METEOR, ROUGE-L, F1-RadGraph, Macro-14, Micro-14, Macro-5, Micro-5) and their
 row average, plus their count-weighted average over the splits ("weighted_average", as Table 1);
-for VQA the accuracy per dataset, per question type and overall. Every headline number carries a
-seeded bootstrap 95% interval (reports or questions resampled with replacement). Each metric
-family names the implementation that computed it. A metric that cannot be computed here (no Java,
+for VQA the accuracy per dataset, per question type and overall; for phrase grounding (task
+``grounding``, ``eval.grounding``) the mean IoU and IoU@0.5 of the best predicted box. Every
+headline number carries a seeded bootstrap 95% interval (reports or questions resampled with
+replacement). Each metric family names the implementation that computed it. A metric that cannot be computed here (no Java,
 no CheXbert checkpoint, no RadGraph model) is listed under ``not_computed`` with where it looked and
 how to provide it: never a crash, never a silent zero.
 """
@@ -22,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from data_prep.writers import write_json
-from eval import chexbert, nlg, radgraph_f1, vqa
+from eval import chexbert, grounding, nlg, radgraph_f1, vqa
 from eval.predictions import load_predictions
 
 REPORT_TASKS = ("findings", "impression")
@@ -152,8 +153,9 @@ def score(args: argparse.Namespace) -> dict[str, Any]:
     rows, problems = load_predictions(args.predictions)
     if not rows:
         raise SystemExit(f"{args.predictions}: no scorable rows ({len(problems)} malformed)")
+    grounding_rows = [row for row in rows if row["task"] == grounding.TASK]
     groups: dict[str, list[dict]] = defaultdict(list)
-    for row in rows:
+    for row in (row for row in rows if row["task"] != grounding.TASK):
         key = f"{row['dataset']}/{row['task']}" if row["task"] in REPORT_TASKS else str(row["dataset"])
         groups[key].append(row)
     not_computed: dict[str, str] = {}
@@ -173,12 +175,14 @@ def score(args: argparse.Namespace) -> dict[str, Any]:
         "implementations": {
             "BLEU/METEOR/ROUGE-L": nlg.IMPLEMENTATION, "CheXbert": chexbert.IMPLEMENTATION,
             "F1-RadGraph": radgraph_f1.describe(args.radgraph_model, args.radgraph_level), "VQA": vqa.IMPLEMENTATION,
+            "grounding": grounding.IMPLEMENTATION,
         },
         "bootstrap": {"rounds": args.bootstrap, "seed": args.seed, "interval": "95% percentile"},
         "reports": reports,
         "reports_weighted_average": weighted_average(reports) if reports else {},
         "vqa": vqa_results,
         "vqa_overall": score_vqa(vqa_rows, args) if vqa_rows else {},
+        "grounding": grounding.score_grounding(grounding_rows, args.bootstrap, args.seed) if grounding_rows else {},
         "not_computed": not_computed,
     }
     args.out.mkdir(parents=True, exist_ok=True)

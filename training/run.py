@@ -90,7 +90,7 @@ def stage_model(cfg: DictConfig) -> None:
         return
     from training import tiny_model
 
-    tiny_model.build(target, max_pixels=cfg.frame.max_pixels)
+    tiny_model.build(target, seed=int(cfg.get("seed", 0)), max_pixels=cfg.frame.max_pixels)
     say(f"model: tiny random Qwen2.5-VL written to {target}")
 
 
@@ -104,7 +104,7 @@ def stage_data(cfg: DictConfig) -> None:
         raise StageFailed("stage data needs data_root=<folder holding the releases>")
     if cfg.get("generate_releases"):  # demo: synthetic releases in the real formats
         run_logged("releases", [sys.executable, "-m", "data_prep.fixtures", absolute(cfg.data_root),
-                                "--seed", "0", "--subjects", str(cfg.generate_releases)], cfg)
+                                "--seed", str(cfg.get("seed", 0)), "--subjects", str(cfg.generate_releases)], cfg)
     run_logged("data", [
         sys.executable, "-m", "data_prep.build", "--config-name", cfg.data.config_name,
         f"data_root={absolute(cfg.data_root)}", f"out_dir={absolute(cfg.data_dir)}",
@@ -186,7 +186,55 @@ def final_model(cfg: DictConfig) -> Path:
     return latest / "actor" / "huggingface"
 
 
+def stage_model_path(cfg: DictConfig, stage: str) -> Path:
+    """The Hugging Face weights each stage ends with (``base``: the model stage 1 starts from)."""
+    if stage == "base":
+        return Path(absolute(cfg.base_model))
+    if stage in ("stage1", "stage2"):
+        return run_path(cfg, stage)
+    if stage == "stage3":
+        return final_model(cfg)
+    raise StageFailed(f"eval.stages: unknown stage {stage!r} (base, stage1, stage2, stage3)")
+
+
+def eval_stages(cfg: DictConfig) -> dict:
+    """Every stage's model on the same items (every test file of the build), one predictions file
+    each (``<run_dir>/eval/<stage>/predictions.jsonl``), scored; then ``eval.report`` over all of
+    them and ``eval.stages``' side-by-side comparison (``<run_dir>/eval/report``)."""
+    folder, item_files = run_path(cfg, "eval"), sorted((Path(absolute(cfg.data_dir)) / "test").glob("*.jsonl"))
+    if not item_files:
+        raise StageFailed(f"eval: no test files in {absolute(cfg.data_dir)}/test")
+    runs = []
+    for stage in cfg.eval.stages:
+        out = folder / stage / "predictions.jsonl"
+        if cfg.force and out.exists():  # a forced rerun must not resume from an older model's outputs
+            out.unlink()
+        per_stage = as_overrides((cfg.eval.get("stage_infer_overrides") or {}).get(stage, []))
+        for items in item_files:
+            run_logged(f"eval_infer_{stage}_{items.stem}", [
+                sys.executable, "-m", "eval.infer", f"model={stage_model_path(cfg, stage)}", f"items_file={items}",
+                f"out={out}", f"vllm.max_pixels={cfg.frame.max_pixels}", *as_overrides(cfg.eval.infer_overrides),
+                *per_stage,
+            ], cfg)
+        run_logged(f"eval_score_{stage}", [sys.executable, "-m", "eval.score", str(out), "--out", str(out.parent),
+                                          *as_overrides(cfg.eval.score_args)], cfg)
+        runs.append((stage, out.parent))
+    report = folder / "report"
+    run_logged("eval_report", [sys.executable, "-m", "eval.report", *[f"--run={s}={d}" for s, d in runs],
+                               "--out", str(report)], cfg)
+    log = run_path(cfg, "stage3", "experiment_log.jsonl")
+    reward_kwargs = json.dumps(OmegaConf.to_container(cfg.reward, resolve=True))
+    run_logged("eval_stages", [sys.executable, "-m", "eval.stages", *[f"--run={s}={d}" for s, d in runs],
+                               *[f"--items={f}" for f in item_files], "--out", str(report),
+                               f"--reward-kwargs={reward_kwargs}", f"--seed={cfg.get('seed', 0)}",
+                               *([f"--experiment-log={log}"] if log.exists() else [])], cfg)
+    say(f"eval: stage comparison in {report / 'stages.md'}")
+    return {"report": str(report), "stages": list(cfg.eval.stages)}
+
+
 def stage_eval(cfg: DictConfig) -> dict:
+    if cfg.eval.get("stages"):
+        return eval_stages(cfg)
     folder = run_path(cfg, "eval")
     predictions = folder / "predictions.jsonl"
     if cfg.force and predictions.exists():  # a forced rerun must not resume from an older model's outputs
