@@ -22,7 +22,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from training import check
-from training.render import ROOT, absolute, render, run_path
+from training.render import ROOT, absolute, model_reference, render, run_path
 
 STAGES = ("model", "data", "stage1", "cold_start", "stage2", "stage3", "merge", "eval")
 
@@ -186,10 +186,10 @@ def final_model(cfg: DictConfig) -> Path:
     return latest / "actor" / "huggingface"
 
 
-def stage_model_path(cfg: DictConfig, stage: str) -> Path:
+def stage_model_path(cfg: DictConfig, stage: str) -> Path | str:
     """The Hugging Face weights each stage ends with (``base``: the model stage 1 starts from)."""
-    if stage == "base":
-        return Path(absolute(cfg.base_model))
+    if stage == "base":  # a local folder, or a hub id as the stage-1 recipe names it
+        return Path(absolute(cfg.base_model)) if cfg.get("tiny_model") else model_reference(cfg.base_model)
     if stage in ("stage1", "stage2"):
         return run_path(cfg, stage)
     if stage == "stage3":
