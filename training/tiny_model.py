@@ -73,6 +73,9 @@ def demo_corpus() -> list[str]:
     prompts = yaml.safe_load((root / "recipes" / "data" / "prompts.yaml").read_text(encoding="utf-8"))
     lines += [str(text) for text in prompts.values()]
     lines.append((root / "recipes" / "prompts" / "xray_format.jinja").read_text(encoding="utf-8"))
+    # Short answers as the assistant turn starts them (no leading space): "yes" is one token, as in
+    # Qwen's vocabulary, so the answer is one decision, not a first letter whose completion is free.
+    lines += ["yes", "no", "Yes", "No"] * 64
     # Box coordinates in a small frame: every integer one token, so a box is 9 tokens, not ~20.
     lines += [", ".join(str(n) for n in range(start, start + 16)) for start in range(0, 256, 16)] * 8
     return [line for line in lines if line]
