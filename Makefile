@@ -64,7 +64,7 @@ demo: setup  ## Run the pipeline on a generated world with a tiny Qwen2.5-VL (CP
 	@echo "$(DEMO_DIR)/data (manifest.json), models in $(DEMO_DIR)/stage{1,2,3}."
 
 DEMO_LEARN_DIR ?= outputs/demo-learn
-demo-learn: setup  ## The demo sized to learn on the generated world: per-stage table (CPU, ~15 min; SEED=n).
+demo-learn: setup  ## The demo sized to learn on the generated world: per-stage table (CPU, ~30 min; SEED=n).
 	@echo "make demo-learn: the make demo chain with hundreds of steps per stage; each stage evaluated on"
 	@echo "held-out patients (issue 13's targets, not all reached yet: README, 'The learning demo')."
 	$(OFFLINE_PY) -m training.run --config-name demo_learn stage=all force=true run_dir=$(DEMO_LEARN_DIR) seed=$(SEED)
