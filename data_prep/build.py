@@ -73,7 +73,8 @@ REQUIRED_SPLITS = ("train", "test")
 # answered "yes" (MS-CXR) and "no" (ruled out), so the answer never leaks from the mix.
 BALANCED = (("grounding", "grounding_absent"),)
 BOOLEANS = ("images.resize", "grpo.disjoint_from_stage1", "stage1.fill_shortfall", "grpo.fill_shortfall",
-            "cold_start.fill_shortfall", "xraybench.local.allow_unknown_subjects")  # every boolean of build.yaml
+            "cold_start.fill_shortfall", "xraybench.local.allow_unknown_subjects",
+            "grounding_eval.enabled")  # every boolean of build.yaml
 
 
 # every number of build.yaml that sizes or bounds the outputs: (key, lowest value, integer?). A typo
@@ -404,6 +405,25 @@ class Converter:
         }
 
 
+    def grounding_item(self, sample: Sample) -> dict[str, Any]:
+        """A phrase-grounding evaluation item (``eval.grounding``): "locate <phrase>" -> its boxes,
+        in the model's frame, in the reference (box text) and in the ground truth."""
+        frame, boxes = self.frame(sample), self.boxes_in_frame(sample)
+        box_text = self.box_text(boxes)
+        return {
+            "id": sample.sample_id,
+            "source": sample.source,
+            "task": "grounding",
+            "subtype": sample.subtype,
+            "images": [self.image_path(sample)],
+            "prompt": self.prompt("grounding_phrase_to_box", sample),
+            "answer": box_text,
+            "answer_kind": "grounding",
+            "ground_truth": encode_ground_truth("open_ended", box_text, frame, boxes, sample.source, sample.sample_id),
+            "frame": {"width": frame.width, "height": frame.height},
+        }
+
+
 def task_pools(samples: list[Sample], split: str, expand_grounding: bool) -> dict[str, list[Sample]]:
     pools: dict[str, list[Sample]] = defaultdict(list)
     for sample in sorted(samples, key=lambda s: s.sample_id):
@@ -484,6 +504,13 @@ def _build_locked(cfg: DictConfig) -> dict[str, Any]:
     else:
         raise ValueError(f"xraybench.mode must be 'rebuild' or 'local', got {cfg.xraybench.mode!r}")
 
+    # Beyond the paper: phrase grounding on the MS-CXR phrases of test patients (test/grounding.jsonl).
+    grounding_eval = [sample for sample in sorted(samples, key=lambda s: s.sample_id)
+                      if cfg.get("grounding_eval", {}).get("enabled", False)
+                      and sample.task == "grounding" and sample.source == ms_cxr.SOURCE and sample.boxes
+                      and sample.split == "test"]  # MS-CXR's phrases (not the absent-finding questions)
+    evaluation_subjects |= {sample.subject for sample in grounding_eval}
+
     trainable = []
     for sample in samples:
         if sample.split != "test" and sample.subject in evaluation_subjects:
@@ -527,6 +554,7 @@ def _build_locked(cfg: DictConfig) -> dict[str, Any]:
         "grpo/val.parquet": [converter.grpo_row(task, sample) for task, sample in grpo_val],
         "cold_start/candidates.parquet": [converter.grpo_row(task, sample) for task, sample in cold_start],
         "test/xraybench.jsonl": eval_items,
+        "test/grounding.jsonl": [converter.grounding_item(sample) for sample in grounding_eval],
     }
     for name, rows in outputs.items():
         (write_parquet if name.endswith(".parquet") else write_jsonl)(out_dir / name, rows)
@@ -573,6 +601,7 @@ def _build_locked(cfg: DictConfig) -> dict[str, Any]:
                 ("cold_start/candidates.parquet", cold_start))},
             "test/xraybench.jsonl": {"rows": len(eval_items), "mode": cfg.xraybench.mode, "shortfalls": bench_shortfalls,
                                      **({"local": local.report} if cfg.xraybench.mode == "local" else {})},
+            "test/grounding.jsonl": {"rows": len(grounding_eval)},
         },
         "warnings": warnings,
         "empty_outputs": empty_outputs,
@@ -633,6 +662,7 @@ OUTPUT_DRAWS = {
     "grpo/val.parquet": ("validate", "grpo.val_size"),
     "cold_start/candidates.parquet": ("train", "cold_start.candidates"),
     "test/xraybench.jsonl": ("test", None),
+    "test/grounding.jsonl": ("test", None),
 }
 
 
@@ -646,6 +676,10 @@ def empty_output_reasons(cfg: DictConfig, outputs: dict[str, list], status: dict
         split, size_key = OUTPUT_DRAWS[name]
         if name == "test/xraybench.jsonl" and cfg.xraybench.mode == "local":
             reasons[name] = "the local XrayBench file has no items"
+            continue
+        if name == "test/grounding.jsonl":
+            reasons[name] = ("grounding_eval.enabled is off" if not cfg.get("grounding_eval", {}).get("enabled")
+                             else f"no MS-CXR phrase of a test patient (ms-cxr: {status.get('ms_cxr', 'not used')})")
             continue
         if size_key and OmegaConf.select(cfg, size_key) == 0:
             reasons[name] = f"{size_key}=0 asked for none"

@@ -144,11 +144,16 @@ class HFGenerator:
         ids = self.processor.tokenizer.convert_tokens_to_ids(list(VISION_TOKENS))
         self.suppress = [i for i in ids if i is not None]
 
-    def generate(self, texts: list[str], images: list) -> list[str]:
+    def inputs(self, texts: list[str], images: list):
+        """What the model is fed: the chat template with one image before the text, as the SFT stages
+        train it (tests/eval/test_infer_matches_training.py checks it against LLaMA-Factory)."""
         conversations = [[{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
                          for text in texts]
         prompts = [self.processor.apply_chat_template(c, add_generation_prompt=True) for c in conversations]
-        inputs = self.processor(text=prompts, images=images, return_tensors="pt", padding=True).to(self.model.device)
+        return self.processor(text=prompts, images=images, return_tensors="pt", padding=True)
+
+    def generate(self, texts: list[str], images: list) -> list[str]:
+        inputs = self.inputs(texts, images).to(self.model.device)
         sample = self.sampling.temperature > 0
         self.torch.manual_seed(self.sampling.seed)
         with self.torch.no_grad():

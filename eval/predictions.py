@@ -37,7 +37,7 @@ from rewards.boxes import parse_boxes
 from rewards.response import THINK_CLOSE, first_reasoning, last_boxed
 
 REQUIRED = ("id", "dataset", "task", "prediction", "reference")
-TASKS = ("findings", "impression", "vqa")
+TASKS = ("findings", "impression", "vqa", "grounding")  # grounding: phrase -> box (eval.grounding)
 
 
 def extract_answer(raw_output: str) -> dict[str, Any]:

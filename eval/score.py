@@ -3,9 +3,10 @@
 Writes ``DIR/metrics.json``: for each report split (``<dataset>/<task>``) the paper's Table 1
 metrics (BLEU-1..4, METEOR, ROUGE-L, F1-RadGraph, Macro-14, Micro-14, Macro-5, Micro-5) and their
 row average, plus their count-weighted average over the splits ("weighted_average", as Table 1);
-for VQA the accuracy per dataset, per question type and overall. Every headline number carries a
-seeded bootstrap 95% interval (reports or questions resampled with replacement). Each metric
-family names the implementation that computed it. A metric that cannot be computed here (no Java,
+for VQA the accuracy per dataset, per question type and overall; for phrase grounding (task
+``grounding``, ``eval.grounding``) the mean IoU and IoU@0.5 of the best predicted box. Every
+headline number carries a seeded bootstrap 95% interval (reports or questions resampled with
+replacement). Each metric family names the implementation that computed it. A metric that cannot be computed here (no Java,
 no CheXbert checkpoint, no RadGraph model) is listed under ``not_computed`` with where it looked and
 how to provide it: never a crash, never a silent zero; "Average" then says over how many of the
 11 metrics it was taken ("Average over k of 11").
@@ -29,7 +30,7 @@ from typing import Any, Callable
 import numpy as np
 
 from data_prep.writers import write_json
-from eval import chexbert, nlg, radgraph_f1, vqa
+from eval import chexbert, grounding, nlg, radgraph_f1, vqa
 from eval.predictions import PredictionsFileError, load_predictions
 from rewards.response import BOXED_OPEN, THINK_CLOSE, THINK_OPEN, last_boxed
 
@@ -212,8 +213,9 @@ def score(args: argparse.Namespace) -> dict[str, Any]:
     extraction = extract_final_answers(rows)
     if not rows:
         raise SystemExit(f"{args.predictions}: no scorable rows ({len(problems)} malformed)")
+    grounding_rows = [row for row in rows if row["task"] == grounding.TASK]
     groups: dict[str, list[dict]] = defaultdict(list)
-    for row in rows:
+    for row in (row for row in rows if row["task"] != grounding.TASK):
         key = f"{row['dataset']}/{row['task']}" if row["task"] in REPORT_TASKS else str(row["dataset"])
         groups[key].append(row)
     not_computed: dict[str, str] = {}
@@ -234,6 +236,7 @@ def score(args: argparse.Namespace) -> dict[str, Any]:
         "implementations": {
             "BLEU/METEOR/ROUGE-L": nlg.IMPLEMENTATION, "CheXbert": chexbert.IMPLEMENTATION,
             "F1-RadGraph": radgraph_f1.describe(args.radgraph_model, args.radgraph_level), "VQA": vqa.IMPLEMENTATION,
+            "grounding": grounding.IMPLEMENTATION,
         },
         "radgraph": radgraph_f1.variant(args.radgraph_model, args.radgraph_level),
         "answer_extraction": extraction,
@@ -243,6 +246,7 @@ def score(args: argparse.Namespace) -> dict[str, Any]:
         "reports_weighted_average_over": average_coverage(weighted_average(reports)) if reports else {},
         "vqa": vqa_results,
         "vqa_overall": score_vqa(vqa_rows, args) if vqa_rows else {},
+        "grounding": grounding.score_grounding(grounding_rows, args.bootstrap, args.seed) if grounding_rows else {},
         "not_computed": not_computed,
     }
     args.out.mkdir(parents=True, exist_ok=True)

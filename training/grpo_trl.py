@@ -29,6 +29,8 @@ policy's initial weights, as in EasyR1. TRL has no dual clip, so a dual-clip con
 so are EasyR1 loss types TRL cannot express (``gspo_token``, ``cispo``, ``sapo``). TRL's group
 advantages divide by (std + 1e-4) where EasyR1 uses 1e-6.
 
+Every reward component and the share of groups with zero reward spread are logged per step to
+``<output_dir>/experiment_log.jsonl`` in EasyR1's file-logger format (``training.grpo_log``).
 Vision special tokens (``rewards.frame.VISION_TOKENS``) are suppressed during generation. Weights
 are saved in Hugging Face format to the output folder.
 
@@ -149,14 +151,15 @@ def train(config_path: Path, output_dir: Path) -> dict[str, Any]:
 
     from rewards.registry import load_callable
     from rewards.trl_adapter import easyr1_reward_as_trl
+    from training.grpo_log import ExperimentLog, RewardRecorder
 
     config = OmegaConf.to_container(OmegaConf.load(config_path), resolve=True)
     model_path = config["worker"]["actor"]["model"]["model_path"]
     reward = config["worker"]["reward"]
+    recorder = RewardRecorder(load_callable(reward["reward_function"], default_function="main"),
+                              group_size=config["worker"]["rollout"].get("n", 5))
     reward_function = easyr1_reward_as_trl(
-        load_callable(reward["reward_function"], default_function="main"),
-        ground_truth_column="answer",
-        **(reward.get("reward_function_kwargs") or {}),
+        recorder, ground_truth_column="answer", **(reward.get("reward_function_kwargs") or {}),
     )
     use_gpu = torch.cuda.is_available()
     use_bf16 = use_gpu and torch.cuda.is_bf16_supported()  # fp32 on GPUs without bf16 (fp16 is unstable for RL)
@@ -166,7 +169,8 @@ def train(config_path: Path, output_dir: Path) -> dict[str, Any]:
     arguments = GRPOConfig(**trl_arguments(config, str(output_dir), use_bf16, use_gpu),
                            generation_kwargs={"suppress_tokens": suppressed})
     trainer = GRPOTrainer(model=model, reward_funcs=[reward_function], args=arguments,
-                          train_dataset=load_dataset(config), processing_class=processor)
+                          train_dataset=load_dataset(config), processing_class=processor,
+                          callbacks=[ExperimentLog(output_dir, recorder)])  # EasyR1's file-logger format
     trainer.train()
     trainer.save_model(str(output_dir))
     processor.save_pretrained(str(output_dir))

@@ -85,7 +85,8 @@ def render_grpo(cfg: DictConfig) -> dict[str, Any]:
             "n_gpus_per_node": cfg.launch.gpus_per_node,
         },
     }
-    merged = OmegaConf.merge(recipe, filled, cfg.overrides.stage3)
+    # Resolved first: an override may interpolate run keys (the demo's ${seed}) the recipe lacks.
+    merged = OmegaConf.merge(recipe, filled, OmegaConf.to_container(cfg.overrides.stage3, resolve=True))
     return OmegaConf.to_container(merged, resolve=True)
 
 

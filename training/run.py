@@ -34,7 +34,14 @@ from rewards.settings import ConfigValueError, check_booleans
 from training import check, launch, markers
 from training.llamafactory_parser import close_shared as close_parser
 from training.markers import marker
-from training.render import ROOT, SFT_DATASETS, absolute, render, run_path
+from training.render import (
+    ROOT,
+    SFT_DATASETS,
+    absolute,
+    model_reference,
+    render,
+    run_path,
+)
 
 STAGES = ("model", "data", "stage1", "cold_start", "stage2", "stage3", "merge", "eval")
 DATA_READERS = ("stage1", "cold_start", "stage2", "stage3", "eval")  # refuse data built in another frame
@@ -110,7 +117,7 @@ def stage_model(cfg: DictConfig) -> None:
         return
     from training import tiny_model
 
-    tiny_model.build(target, max_pixels=cfg.frame.max_pixels)
+    tiny_model.build(target, seed=int(cfg.get("seed", 0)), max_pixels=cfg.frame.max_pixels)
     say(f"model: tiny random Qwen2.5-VL written to {target}")
 
 
@@ -127,7 +134,7 @@ def stage_data(cfg: DictConfig) -> None:
         raise StageFailed("data: " + "; ".join(problems))
     if cfg.get("generate_releases"):  # demo: synthetic releases in the real formats
         run_logged("releases", [sys.executable, "-m", "data_prep.fixtures", absolute(cfg.data_root),
-                                "--seed", "0", "--subjects", str(cfg.generate_releases)], cfg)
+                                "--seed", str(cfg.get("seed", 0)), "--subjects", str(cfg.generate_releases)], cfg)
     run_logged("data", [
         sys.executable, "-m", "data_prep.build", "--config-name", cfg.data.config_name,
         f"data_root={absolute(cfg.data_root)}", f"out_dir={absolute(cfg.data_dir)}",
@@ -215,10 +222,12 @@ def resume_or_refuse(cfg: DictConfig, stage: str, inputs: dict) -> None:
 
 def discard_stale_predictions(cfg: DictConfig, inputs: dict) -> None:
     """Inference resumes a killed run's predictions file, but never one made by another model or item set."""
-    predictions = run_path(cfg, "eval", "predictions.jsonl")
     began = markers.read(markers.started(cfg, "eval")) or markers.read(marker(cfg, "eval"))
-    if predictions.exists() and (cfg.force or began is None or began.get("fingerprint") != markers.fingerprint(inputs)):
-        launch.move_aside(predictions, run_path(cfg), "eval: predictions of another model, item set or force=true")
+    stale = cfg.force or began is None or began.get("fingerprint") != markers.fingerprint(inputs)
+    # the final model's predictions, and each stage's under eval.stages (same path, new weights: stale too)
+    for predictions in sorted(run_path(cfg, "eval").glob("**/predictions.jsonl")) if stale else ():
+        launch.move_aside(predictions, run_path(cfg), "eval: predictions of another model, item set or force=true",
+                          name="-".join(predictions.relative_to(run_path(cfg)).parts))
 
 
 def stage_sft(cfg: DictConfig, stage: str) -> None:
@@ -420,7 +429,66 @@ def final_model(cfg: DictConfig) -> Path:
     return Path(merged)
 
 
+def stage_model_path(cfg: DictConfig, stage: str) -> Path | str:
+    """The Hugging Face weights each stage ends with (``base``: the model stage 1 starts from)."""
+    if stage == "base":  # a local folder, or a hub id as the stage-1 recipe names it
+        return Path(absolute(cfg.base_model)) if cfg.get("tiny_model") else model_reference(cfg.base_model)
+    if stage in ("stage1", "stage2"):
+        return run_path(cfg, stage)
+    if stage == "stage3":
+        return final_model(cfg)
+    raise StageFailed(f"eval.stages: unknown stage {stage!r} (base, stage1, stage2, stage3)")
+
+
+def combined_test_items(cfg: DictConfig) -> Path:
+    """Every test file of the build (XrayBench, grounding...) as one items file in the eval folder, so
+    each stage's predictions file comes from one item set (``eval.infer`` records and checks it)."""
+    item_files = sorted((Path(absolute(cfg.data_dir)) / "test").glob("*.jsonl"))
+    if not item_files:
+        raise StageFailed(f"eval: no test files in {absolute(cfg.data_dir)}/test")
+    combined = run_path(cfg, "eval", "items.jsonl")
+    combined.parent.mkdir(parents=True, exist_ok=True)
+    data = b"".join(path.read_bytes().rstrip(b"\n") + b"\n" for path in item_files if path.stat().st_size)
+    if not combined.exists() or combined.read_bytes() != data:
+        temporary = combined.with_name(f".{combined.name}.{os.getpid()}.tmp")
+        temporary.write_bytes(data)
+        os.replace(temporary, combined)
+    return combined
+
+
+def eval_stages(cfg: DictConfig) -> dict:
+    """Every stage's model on the same items (every test file of the build), one predictions file
+    each (``<run_dir>/eval/<stage>/predictions.jsonl``), scored; then ``eval.report`` over all of
+    them and ``eval.stages``' side-by-side comparison (``<run_dir>/eval/report``)."""
+    folder, items = run_path(cfg, "eval"), combined_test_items(cfg)
+    runs = []
+    for stage in cfg.eval.stages:
+        out = folder / stage / "predictions.jsonl"
+        per_stage = as_overrides((cfg.eval.get("stage_infer_overrides") or {}).get(stage, []))
+        run_logged(f"eval_infer_{stage}", [
+            sys.executable, "-m", "eval.infer", f"model={stage_model_path(cfg, stage)}", f"items_file={items}",
+            f"image_root={absolute(cfg.data_dir)}", f"out={out}", f"vllm.max_pixels={cfg.frame.max_pixels}",
+            *as_overrides(cfg.eval.infer_overrides), *per_stage,
+        ], cfg)
+        run_logged(f"eval_score_{stage}", [sys.executable, "-m", "eval.score", str(out), "--out", str(out.parent),
+                                          *as_overrides(cfg.eval.score_args)], cfg)
+        runs.append((stage, out.parent))
+    report = folder / "report"
+    run_logged("eval_report", [sys.executable, "-m", "eval.report", *[f"--run={s}={d}" for s, d in runs],
+                               "--out", str(report)], cfg)
+    log = run_path(cfg, "stage3", "experiment_log.jsonl")
+    reward_kwargs = json.dumps(OmegaConf.to_container(cfg.reward, resolve=True))
+    run_logged("eval_stages", [sys.executable, "-m", "eval.stages", *[f"--run={s}={d}" for s, d in runs],
+                               f"--items={items}", "--out", str(report),
+                               f"--reward-kwargs={reward_kwargs}", f"--seed={cfg.get('seed', 0)}",
+                               *([f"--experiment-log={log}"] if log.exists() else [])], cfg)
+    say(f"eval: stage comparison in {report / 'stages.md'}")
+    return {"report": str(report), "stages": list(cfg.eval.stages)}
+
+
 def stage_eval(cfg: DictConfig) -> dict:
+    if cfg.eval.get("stages"):
+        return eval_stages(cfg)
     folder = run_path(cfg, "eval")
     predictions = folder / "predictions.jsonl"
     run_logged("eval_infer", [

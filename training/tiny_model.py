@@ -51,6 +51,36 @@ CORPUS = [
 ]
 
 
+def demo_corpus() -> list[str]:
+    """The language of the bundled generated releases (every finding sentence the world writes,
+    its normal sentences, the task and format prompts), so that a small vocabulary still holds
+    the demo's words whole and a report is tens of tokens, not hundreds of bytes."""
+    import random
+
+    import yaml
+
+    from data_prep.fixtures import world
+
+    root = Path(__file__).resolve().parents[1]
+    lines = [sentence for sentence, _, _ in world.NEGATIVE_SENTENCES]
+    lines += [sentence for sentence, _ in world.NORMAL_IMPRESSIONS]
+    rnd = random.Random(0)
+    for label in world.SECONDARY_LABELS:
+        for side in ("left", "right", "bilateral", None):
+            for level in world.LEVELS:
+                for uncertain in (False, True):
+                    lines += world.finding_text(rnd, world.Finding(label, side, level, uncertain))
+    prompts = yaml.safe_load((root / "recipes" / "data" / "prompts.yaml").read_text(encoding="utf-8"))
+    lines += [str(text) for text in prompts.values()]
+    lines.append((root / "recipes" / "prompts" / "xray_format.jinja").read_text(encoding="utf-8"))
+    # Short answers as the assistant turn starts them (no leading space): "yes" is one token, as in
+    # Qwen's vocabulary, so the answer is one decision, not a first letter whose completion is free.
+    lines += ["yes", "no", "Yes", "No"] * 64
+    # Box coordinates in a small frame: every integer one token, so a box is 9 tokens, not ~20.
+    lines += [", ".join(str(n) for n in range(start, start + 16)) for start in range(0, 256, 16)] * 8
+    return [line for line in lines if line]
+
+
 def build_tokenizer(vocab_size: int):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import Qwen2TokenizerFast
@@ -61,7 +91,7 @@ def build_tokenizer(vocab_size: int):
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
     )
-    bpe.train_from_iterator(CORPUS * 4, trainer)
+    bpe.train_from_iterator((CORPUS + demo_corpus()) * 4, trainer)
     return Qwen2TokenizerFast(
         tokenizer_object=bpe,
         unk_token=None,
@@ -74,7 +104,7 @@ def build_tokenizer(vocab_size: int):
     )
 
 
-def build(out_dir: Path, seed: int = 0, vocab_size: int = 512, min_pixels: int = 3136, max_pixels: int = 12544) -> Path:
+def build(out_dir: Path, seed: int = 0, vocab_size: int = 1024, min_pixels: int = 3136, max_pixels: int = 12544) -> Path:
     """Write the tiny model, tokenizer and processor to ``out_dir``; returns it."""
     import torch
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor

@@ -1,5 +1,6 @@
 """Static export: one PNG per item with every box of the reasoning drawn on the X-ray, numbered by
-step, the models side by side, for papers and slides."""
+step, the models side by side, for papers and slides. The item's true boxes (from its ground
+truth), where it has any, are drawn thin and white underneath."""
 
 from __future__ import annotations
 
@@ -12,6 +13,16 @@ from eval.viewer.items import ViewItem, reasoning_steps
 COLOURS = ((230, 57, 70), (29, 53, 87), (42, 157, 143), (233, 196, 106), (244, 162, 97), (69, 123, 157))
 
 
+def true_boxes(item: dict) -> list[list[float]]:
+    """The item's ground-truth boxes (the reward's JSON), in its frame; [] without any."""
+    import json
+
+    try:
+        return json.loads(item.get("ground_truth") or "{}").get("boxes", [])
+    except (json.JSONDecodeError, AttributeError):
+        return []
+
+
 def render_side(item: ViewItem, side: int) -> Image.Image:
     """The image at its frame size (boxes are in that frame) with the side's boxes drawn."""
     frame = item.item.get("frame") or {}
@@ -22,6 +33,8 @@ def render_side(item: ViewItem, side: int) -> Image.Image:
     scale = max(1, round(512 / max(image.size)))  # upscale small frames so the drawing stays legible
     image = image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
     draw = ImageDraw.Draw(image)
+    for x1, y1, x2, y2 in true_boxes(item.item):  # the ground truth's boxes, thin white, under the model's
+        draw.rectangle([x1 * scale, y1 * scale, x2 * scale, y2 * scale], outline=(255, 255, 255), width=1)
     for step in reasoning_steps(item.predictions[side].get("reasoning", "")):
         colour = COLOURS[step["index"] % len(COLOURS)]
         for x1, y1, x2, y2 in step["boxes"]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import yaml
 from PIL import Image
 
 from data_prep.build import LeakageError, SkipRateError, build
@@ -204,7 +205,13 @@ def test_a_high_skip_rate_stops_the_build(releases, tmp_path, make_config):
 
 def test_local_xraybench_patients_are_kept_out_of_training(releases, tmp_path, make_config):
     root, truth = releases
-    train_study = next(s for s, m in truth["mimic"].items() if m["split"] == "train" and m["frontal_dicom_ids"])
+    # A study with both sections, not of the first or last train patient with a frontal image: the
+    # fixtures fault those (a missing and a truncated image), which would drop the patient's report
+    # samples before the leakage check.
+    frontal = [s for s, m in truth["mimic"].items() if m["split"] == "train" and m["frontal_dicom_ids"]]
+    faulted = {truth["mimic"][frontal[0]]["subject_id"], truth["mimic"][frontal[-1]]["subject_id"]}
+    train_study = next(s for s in frontal if truth["mimic"][s]["findings"] and truth["mimic"][s]["impression"]
+                       and truth["mimic"][s]["subject_id"] not in faulted)
     study = truth["mimic"][train_study]
     subject = study["subject_id"]
     image = f"../mimic-cxr-jpg/files/p{subject[:2]}/p{subject}/s{train_study}/{study['frontal_dicom_ids'][0]}.jpg"
@@ -256,9 +263,10 @@ def test_command_line_entry_with_the_demo_layer(releases, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads(result.stdout[result.stdout.index("{"):])
     assert summary["rows"]["grpo/train.parquet"] > 0 and (out / "manifest.json").exists()
-    assert json.loads((out / "manifest.json").read_text())["config"]["stage1"]["size"] == 400
+    demo = yaml.safe_load((Path(__file__).resolve().parents[2] / "recipes" / "data" / "demo.yaml").read_text())
+    assert json.loads((out / "manifest.json").read_text())["config"]["stage1"]["size"] == demo["stage1"]["size"]
     sizes = summary["sizes (achieved/target)"]["stage1/train.jsonl"]  # target vs achieved, and why
-    assert sizes["target"] == 400 and "grounding_phrase_to_box" in sizes["by_task"]
+    assert sizes["target"] == demo["stage1"]["size"] and "grounding_phrase_to_box" in sizes["by_task"]
     assert any("capped" in line for line in summary["warnings"])
 
 
@@ -313,7 +321,8 @@ def test_empty_outputs_are_flagged_and_refused_by_the_stages_that_read_them(rele
     with caplog.at_level(logging.WARNING, logger="data_prep.build"):
         manifest = build(make_config(partial, out, "openi.test_fraction=0.0", "openi.validate_fraction=0.0",
                                      "grpo.size=100000", "allow_empty=[openi/test]"))
-    empty = {"stage1/train.jsonl", "grpo/val.parquet", "cold_start/candidates.parquet", "test/xraybench.jsonl"}
+    empty = {"stage1/train.jsonl", "grpo/val.parquet", "cold_start/candidates.parquet", "test/xraybench.jsonl",
+             "test/grounding.jsonl"}
     assert set(manifest["empty_outputs"]) == empty and manifest["outputs"]["grpo/train.parquet"]["rows"] > 0
     assert json.loads((out / "manifest.json").read_text())["empty_outputs"] == manifest["empty_outputs"]
     assert "grpo.val_size=10 drew nothing" in manifest["empty_outputs"]["grpo/val.parquet"]
@@ -330,3 +339,19 @@ def test_empty_outputs_are_flagged_and_refused_by_the_stages_that_read_them(rele
                                     str(out / "stage1" / "train.jsonl")])
     assert len(problems) == 2 and "left grpo/val.parquet empty" in problems[0] and str(out) in problems[0]
     assert "left stage1/train.jsonl empty" in problems[1]
+
+
+def test_grounding_test_set_holds_ms_cxr_phrases_of_test_patients(built, releases):
+    out, manifest = built
+    items = read_jsonl(out / "test" / "grounding.jsonl")
+    assert items and manifest["outputs"]["test/grounding.jsonl"]["rows"] == len(items)
+    test_subjects = set(releases[1]["test_subjects"])
+    for item in items:
+        assert item["task"] == "grounding" and item["source"] == "ms-cxr" and "Locate the finding" in item["prompt"]
+        truth = parse_ground_truth(item["ground_truth"])
+        assert [list(b) for b in truth.boxes] and truth.frame.width == item["frame"]["width"]
+        written = [[float(v) for v in box.split(", ")] for box in item["answer"].strip("[]").split("], [")]
+        assert all(abs(a - b) <= 0.5 for w, t in zip(written, truth.boxes) for a, b in zip(w, t))
+        assert subject_of(item["images"][0]) in test_subjects
+    training = {subject_of(r["images"][0]) for r in read_jsonl(out / "stage1" / "train.jsonl")}
+    assert not training & {subject_of(item["images"][0]) for item in items}

@@ -1,0 +1,89 @@
+"""`make demo-learn` is a miniature reproduction with known truth: on two seeds, every stage
+measurably improves its own target on held-out patients of the generated world (issue 13's
+thresholds, never lowered to pass).
+
+NOT YET PASSING: at the sizes in recipes/run/demo_learn.yaml the tiny model does not reach the
+stage-1 threshold (README, "The learning demo"), so these tests are opt-in and `make test` skips
+them: run them with ``DEMO_LEARNS=1 pytest tests/training/test_demo_learns.py`` (about 2 x 15
+minutes on 2 cores). Once they pass on both seeds, drop the opt-in so that CI asserts them.
+
+Each seed runs the whole learning demo once (module fixture) and every assertion reads what the real
+evaluation code wrote: ``eval/<stage>/predictions.jsonl`` and ``eval/report/stages.json``.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(os.environ.get("DEMO_LEARNS") != "1",
+                       reason="the learning demo does not reach issue 13's thresholds yet; opt in with DEMO_LEARNS=1"),
+]
+STAGES = ("base", "stage1", "stage2", "stage3")
+
+
+@pytest.fixture(scope="module", params=[0, 1], ids=["seed0", "seed1"])
+def demo(request, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp(f"demo-seed{request.param}")
+    result = subprocess.run(
+        [sys.executable, "-m", "training.run", "--config-name", "demo_learn", "stage=all", f"run_dir={run_dir}",
+         f"seed={request.param}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=1500,
+        env={**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"},
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    summary = json.loads((run_dir / "eval" / "report" / "stages.json").read_text())
+    return run_dir, summary["stages"], summary
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_every_stage_answers_the_same_held_out_items(demo):
+    run_dir, stages, summary = demo
+    items = [item for path in sorted((run_dir / "data" / "test").glob("*.jsonl")) for item in read_jsonl(path)]
+    assert all("frame" in item and item.get("ground_truth") for item in items)
+    ids = sorted(item["id"] for item in items)
+    for stage in STAGES:
+        assert sorted(r["id"] for r in read_jsonl(run_dir / "eval" / stage / "predictions.jsonl")) == ids
+    assert stages["stage1"]["yes_no_n"] >= 20 and stages["stage2"]["grounding_n"] >= 5
+    assert stages["stage3"]["reward_n"] >= 20
+    truth = json.loads((run_dir / "releases" / "fixture_truth.json").read_text())  # held-out: test patients only
+    subjects = {re.search(r"/p1\d/p(1\d{7})/", item["images"][0]).group(1) for item in items
+                if re.search(r"/p1\d/p(1\d{7})/", item["images"][0])}
+    assert subjects and subjects <= set(truth["test_subjects"])
+
+
+def test_stage1_learns_to_see_and_to_report(demo):
+    _, stages, _ = demo
+    stage1, base = stages["stage1"], stages["base"]
+    assert stage1["yes_no_accuracy"] >= stage1["yes_no_majority"] + 0.25, stage1
+    assert stage1["report_label_f1"] >= stage1["normal_report_label_f1"] + 0.2, stage1
+    assert stage1["yes_no_accuracy"] > base["yes_no_accuracy"]
+
+
+def test_stage2_reasons_with_boxes_on_the_findings(demo):
+    _, stages, _ = demo
+    stage2 = stages["stage2"]
+    assert stage2["reasoning_with_box"] >= 0.9, stage2
+    assert stage2["grounding_median_IoU"] >= 0.3, stage2
+
+
+def test_stage3_raises_the_held_out_reward_with_real_advantages(demo):
+    run_dir, stages, summary = demo
+    stage3 = stages["stage3"]
+    assert stage3["reward_mean"] > stages["stage2"]["reward_mean"]
+    assert stage3["reward_gain_ci95"][0] > 0, stage3
+    assert summary["grpo_training"]["zero_spread_share_mean"] < 0.5, summary["grpo_training"]
+    assert {"reward/overall", "reward/answer", "reward/format", "reward/coordinate"} <= set(
+        summary["grpo_training"]["reward_last"])
+    assert (run_dir / "eval" / "report" / "reward_curve.png").exists()
+    assert (run_dir / "eval" / "report" / "stages.png").exists()
