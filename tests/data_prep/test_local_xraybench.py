@@ -39,7 +39,8 @@ def test_hub_like_parquet_with_image_bytes_is_inferred_and_scores_like_a_rebuild
     root, truth = releases_copy
     expected = write_local_xraybench(root, truth, "parquet")
     out = tmp_path / "out"
-    manifest = build(make_config(root, out, "xraybench.mode=local", "xraybench.local.file=test.parquet"))
+    manifest = build(make_config(root, out, "xraybench.mode=local", "xraybench.local.file=test.parquet",
+                                 "grounding_eval.enabled=false"))  # evaluation patients: XrayBench's alone
     items = items_of(out)
     check_items(items, expected)
     # a one-item answer to a list question is still a list (set F1), lists arrive "|"-joined

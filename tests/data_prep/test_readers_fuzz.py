@@ -75,8 +75,8 @@ def corrupt_lines(rnd: random.Random, data: bytes) -> tuple[bytes, set[int]]:
             line = line[:position] + noise + line[position:]
         else:
             line = line[:position] + bytes([rnd.randrange(256)]) + line[position + 1:]
-        if line.count(b"\n") > 1 and not line.endswith(b"\n"):
-            line += b"\n"
+        if (line.count(b"\n") > 1 or lines[target].endswith(b"\n")) and not line.endswith(b"\n"):
+            line += b"\n"  # the noise must not eat the line's end: that would touch the next line too
         lines[target] = line
         return b"".join(lines), {target + 1}
     if kind == "delete_line":
