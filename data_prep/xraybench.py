@@ -250,6 +250,8 @@ def load_local(
     missing: dict[str, list[int]] = defaultdict(list)
     samples, prompts, ids = [], {}, set()
     extra_images = unguarded = 0
+    unknown_task = f"is none of findings / impression / vqa (or their spellings {sorted(TASKS)})"
+    unknown_source = f"is not one of XrayBench's (spellings accepted: {sorted(SOURCES)})"
     number = -1
     for number, row in enumerate(_rows(path)):
         if not isinstance(row, dict):
@@ -268,6 +270,17 @@ def load_local(
                 return None  # an empty answer is the empty list of a list question
             return value
 
+        def spelled(name: str, spellings: dict[str, str], refusal: str) -> str | None:
+            """Column ``name`` in our vocabulary (None when absent); a spelling we do not know is refused."""
+            value = column(name)
+            if value is None:
+                return None
+            known = spellings.get(_compact(value))
+            if known is None:
+                raise XrayBenchSchemaError(f"{path} row {number}: {name} {value!r} {refusal}")
+            how[name]["column"] += 1
+            return known
+
         item_id = str(column("id")) if column("id") is not None else f"xraybench/{number}"
         if item_id in ids:
             raise XrayBenchSchemaError(f"{path}: id {item_id!r} occurs twice (xraybench.columns.id)")
@@ -284,18 +297,8 @@ def load_local(
             skips.skip(SOURCE, "empty_answer", item_id)
             continue
 
-        task = TASKS.get(_compact(column("task"))) if column("task") is not None else None
-        if column("task") is not None and task is None:
-            raise XrayBenchSchemaError(f"{path} row {number}: task {column('task')!r} is none of "
-                                       f"findings / impression / vqa (or their spellings {sorted(TASKS)})")
-        if task:
-            how["task"]["column"] += 1
-        source = SOURCES.get(_compact(column("source"))) if column("source") is not None else None
-        if column("source") is not None and source is None:
-            raise XrayBenchSchemaError(f"{path} row {number}: source {column('source')!r} is not one of XrayBench's "
-                                       f"(spellings accepted: {sorted(SOURCES)})")
-        if source:
-            how["source"]["column"] += 1
+        task = spelled("task", TASKS, unknown_task)
+        source = spelled("source", SOURCES, unknown_source)
         question_type = str(column("question_type")).strip().lower() if column("question_type") is not None else None
         if question_type:
             how["question_type"]["column"] += 1
