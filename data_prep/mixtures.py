@@ -93,15 +93,8 @@ def draw_planned(
 def draw_mixture(
     pools: dict[str, Sequence[T]], size: int, weights: dict[str, float], seed: int, purpose: str
 ) -> tuple[list[tuple[str, T]], dict[str, dict[str, int]]]:
-    """(task, item) pairs following ``weights``, and per task {target, drawn} where it fell short."""
-    unknown = sorted(set(weights) - set(pools))
-    if unknown:
-        raise ValueError(f"{purpose}: weights name unknown tasks {unknown}; tasks are {sorted(pools)}")
-    targets = integer_targets(size, weights)
-    drawn, shortfalls = [], {}
-    for task in sorted(targets):
-        items = draw(pools[task], targets[task], seed, f"{purpose}/{task}")
-        if len(items) < targets[task]:
-            shortfalls[task] = {"target": targets[task], "drawn": len(items)}
-        drawn.extend((task, item) for item in items)
-    return drawn, shortfalls
+    """(task, item) pairs following ``weights``, and per task {target, drawn} where it fell short:
+    ``draw_planned`` without fill or ties, its plan reduced to the shortfalls."""
+    drawn, plan = draw_planned(pools, size, weights, seed, purpose)
+    return drawn, {task: {"target": row["target"], "drawn": row["planned"]}
+                   for task, row in sorted(plan.items()) if row["planned"] < row["target"]}
