@@ -408,6 +408,20 @@ def parquet_rows(path: Path, allow_empty: bool = False) -> list[dict[str, Any]]:
     return rows
 
 
+def parquet_row_stream(path: Path, batch_size: int = 256) -> Iterator[dict[str, Any]]:
+    """The rows of a Parquet file one at a time, read ``batch_size`` rows at a time (a copy that
+    carries image bytes need not fit in memory); a file pyarrow cannot read is refused."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    require_file(path)
+    try:
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size):
+            yield from batch.to_pylist()
+    except (pa.ArrowException, OSError) as error:
+        raise SourceFileError(f"{path} is not a readable Parquet file: {error}") from None
+
+
 # ------------------------------------------------------------------------------- text documents
 
 

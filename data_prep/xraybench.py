@@ -105,15 +105,7 @@ def _rows(path: Path) -> Iterator[Any]:
     elif path.suffix == ".json":
         yield from (row for _, _, row in readers.json_records(path, SOURCE, None))
     elif path.suffix == ".parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        readers.require_file(path)
-        try:
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=256):
-                yield from batch.to_pylist()
-        except (pa.ArrowException, OSError) as error:
-            raise readers.SourceFileError(f"{path} is not a readable Parquet file: {error}") from None
+        yield from readers.parquet_row_stream(path)
     else:
         raise XrayBenchSchemaError(f"{path}: local XrayBench must be .jsonl, .json or .parquet")
 
