@@ -344,6 +344,18 @@ def build_report(runs: dict[str, Path], out: Path, allow_different_items: bool =
     return [*written, "README.md"]
 
 
+def run_folders(parser: argparse.ArgumentParser, specs: list[str], required: str, what: str = "NAME") -> dict[str, Path]:
+    """``--run NAME=DIR`` values as {name: folder}, in order; a value without ``=DIR`` or a folder
+    without ``required`` is a usage error (shared by ``eval.report`` and ``eval.stages``)."""
+    runs = {}
+    for spec in specs:
+        name, _, folder = spec.partition("=")
+        if not folder or not (Path(folder) / required).exists():
+            parser.error(f"--run {spec!r}: expected {what}=DIR with DIR/{required}")
+        runs[name] = Path(folder)
+    return runs
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m eval.report", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -352,12 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--allow-different-items", action="store_true",
                         help="write the report even if the runs were scored on different items (marked)")
     args = parser.parse_args(argv)
-    runs = {}
-    for spec in args.run:
-        name, _, folder = spec.partition("=")
-        if not folder or not (Path(folder) / "metrics.json").exists():
-            parser.error(f"--run {spec!r}: expected NAME=DIR with DIR/metrics.json")
-        runs[name] = Path(folder)
+    runs = run_folders(parser, args.run, "metrics.json")
     try:
         written = build_report(runs, args.out, args.allow_different_items)
     except (NotComparable, MetricsFileError) as error:

@@ -36,7 +36,7 @@ from data_prep.writers import write_json
 from eval import grounding
 from eval.jsonl import read_items
 from eval.predictions import read_finished
-from eval.report import write_table
+from eval.report import run_folders, write_table
 from rewards.boxes import BoxVerdict, judge_box, parse_boxes
 from rewards.components import format_score
 from rewards.frame import Frame
@@ -309,12 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    runs = {}
-    for spec in args.run:
-        name, _, folder = spec.partition("=")
-        if not folder or not (Path(folder) / "predictions.jsonl").exists():
-            parser.error(f"--run {spec!r}: expected STAGE=DIR with DIR/predictions.jsonl")
-        runs[name] = Path(folder)
+    runs = run_folders(parser, args.run, "predictions.jsonl", what="STAGE")
     summary = compare(runs, args.items, args.out, json.loads(args.reward_kwargs), args.bootstrap, args.seed,
                       args.experiment_log)
     print((args.out / "stages.md").read_text())
