@@ -149,8 +149,9 @@ def length_figure(runs: dict[str, Path], out: Path) -> bool:
 
 
 def bar_figure(series: dict[str, dict[str, float]], title: str, ylabel: str, out: Path,
-               order: list[str] | None = None) -> bool:
-    """Grouped bars, one group per label (in ``order``, then the rest sorted), one bar per run."""
+               order: list[str] | None = None, unit_range: bool = True) -> bool:
+    """Grouped bars, one group per label (in ``order``, then the rest sorted), one bar per run; the
+    y axis spans [0, 1] unless ``unit_range`` is False (values such as a weighted reward may leave it)."""
     present = {label for values in series.values() for label in values}
     labels = [label for label in order or [] if label in present] + sorted(present - set(order or []))
     if not labels:
@@ -163,7 +164,8 @@ def bar_figure(series: dict[str, dict[str, float]], title: str, ylabel: str, out
     axis.set_xticks([i + 0.4 - width / 2 for i in range(len(labels))], labels, rotation=40, ha="right", fontsize=7)
     axis.set_ylabel(ylabel)
     axis.set_title(title)
-    axis.set_ylim(0, 1)
+    if unit_range:
+        axis.set_ylim(0, 1)
     axis.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(out, dpi=120)
