@@ -235,10 +235,9 @@ def compare(runs: dict[str, Path], item_files: list[Path], out: Path, reward_kwa
         a, b = results[before].get("_reward_by_id"), results[after].get("_reward_by_id")
         if a and b:
             keys = sorted(a)
-            gain = np.array([b[k] for k in keys]) - np.array([a[k] for k in keys])
-            results[after]["reward_gain"] = float(gain.mean())
-            results[after]["reward_gain_ci95"] = paired_interval(
-                np.array([a[k] for k in keys]), np.array([b[k] for k in keys]), rounds, seed)
+            earlier, later = np.array([a[k] for k in keys]), np.array([b[k] for k in keys])
+            results[after]["reward_gain"] = float((later - earlier).mean())
+            results[after]["reward_gain_ci95"] = paired_interval(earlier, later, rounds, seed)
     for metrics in results.values():
         metrics.pop("_reward_by_id", None)
     summary: dict[str, Any] = {"stages": results, "items": len(ids or []),
