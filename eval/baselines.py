@@ -158,9 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         given = parse_pairs(args.predictions, "--predictions")
         sets = parse_sets(args.sets)
-        runs = parse_pairs(args.run, "--run")
+        parse_pairs(args.run, "--run")
     except ValueError as error:
         parser.error(str(error))
+    from eval.report import run_folders
+
+    runs = run_folders(parser, args.run, "metrics.json")  # checked now, not after every model's inference
     for name in [*given, *sets]:
         if name not in names:
             parser.error(f"{name!r} is not among --models {names}")

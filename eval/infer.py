@@ -265,7 +265,7 @@ def infer_data_parallel(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]
     n, per_engine = cfg.data_parallel, cfg.vllm.tensor_parallel_size
     check_booleans(cfg, BOOLEANS)
     check_numbers(cfg)
-    load_items(Path(cfg.items_file), cfg.limit)  # a missing or damaged items file: its message, before anything
+    items = load_items(Path(cfg.items_file), cfg.limit)  # a missing or damaged items file: its message, before anything
     check_resume(Path(cfg.out), run_provenance(cfg))  # the merge below replaces out: only with the same setup
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     gpus = visible.split(",") if visible else [str(i) for i in range(_gpu_count())]
@@ -283,7 +283,7 @@ def infer_data_parallel(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]
     if failed:
         raise RuntimeError(f"inference shards {failed} failed; rerun to resume them")
     by_id = {row["id"]: row for shard in range(n) for row in read_finished(shard_path(Path(cfg.out), shard, n))}
-    order = [item["id"] for item in load_items(Path(cfg.items_file), cfg.limit)]
+    order = [item["id"] for item in items]
     write_jsonl(Path(cfg.out), [by_id[item_id] for item_id in order if item_id in by_id])
     return {"items": len(order), "written": len(by_id), "engines": n, "out": str(cfg.out)}
 

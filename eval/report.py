@@ -149,8 +149,9 @@ def length_figure(runs: dict[str, Path], out: Path) -> bool:
 
 
 def bar_figure(series: dict[str, dict[str, float]], title: str, ylabel: str, out: Path,
-               order: list[str] | None = None) -> bool:
-    """Grouped bars, one group per label (in ``order``, then the rest sorted), one bar per run."""
+               order: list[str] | None = None, unit_range: bool = True) -> bool:
+    """Grouped bars, one group per label (in ``order``, then the rest sorted), one bar per run; the
+    y axis spans [0, 1] unless ``unit_range`` is False (values such as a weighted reward may leave it)."""
     present = {label for values in series.values() for label in values}
     labels = [label for label in order or [] if label in present] + sorted(present - set(order or []))
     if not labels:
@@ -163,7 +164,8 @@ def bar_figure(series: dict[str, dict[str, float]], title: str, ylabel: str, out
     axis.set_xticks([i + 0.4 - width / 2 for i in range(len(labels))], labels, rotation=40, ha="right", fontsize=7)
     axis.set_ylabel(ylabel)
     axis.set_title(title)
-    axis.set_ylim(0, 1)
+    if unit_range:
+        axis.set_ylim(0, 1)
     axis.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(out, dpi=120)
@@ -344,6 +346,18 @@ def build_report(runs: dict[str, Path], out: Path, allow_different_items: bool =
     return [*written, "README.md"]
 
 
+def run_folders(parser: argparse.ArgumentParser, specs: list[str], required: str, what: str = "NAME") -> dict[str, Path]:
+    """``--run NAME=DIR`` values as {name: folder}, in order; a value without ``=DIR`` or a folder
+    without ``required`` is a usage error (shared by ``eval.report`` and ``eval.stages``)."""
+    runs = {}
+    for spec in specs:
+        name, _, folder = spec.partition("=")
+        if not folder or not (Path(folder) / required).exists():
+            parser.error(f"--run {spec!r}: expected {what}=DIR with DIR/{required}")
+        runs[name] = Path(folder)
+    return runs
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m eval.report", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -352,12 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--allow-different-items", action="store_true",
                         help="write the report even if the runs were scored on different items (marked)")
     args = parser.parse_args(argv)
-    runs = {}
-    for spec in args.run:
-        name, _, folder = spec.partition("=")
-        if not folder or not (Path(folder) / "metrics.json").exists():
-            parser.error(f"--run {spec!r}: expected NAME=DIR with DIR/metrics.json")
-        runs[name] = Path(folder)
+    runs = run_folders(parser, args.run, "metrics.json")
     try:
         written = build_report(runs, args.out, args.allow_different_items)
     except (NotComparable, MetricsFileError) as error:

@@ -36,7 +36,7 @@ from data_prep.writers import write_json
 from eval import grounding
 from eval.jsonl import read_items
 from eval.predictions import read_finished
-from eval.report import write_table
+from eval.report import bar_figure, run_folders, write_table
 from rewards.boxes import BoxVerdict, judge_box, parse_boxes
 from rewards.components import format_score
 from rewards.frame import Frame
@@ -235,10 +235,9 @@ def compare(runs: dict[str, Path], item_files: list[Path], out: Path, reward_kwa
         a, b = results[before].get("_reward_by_id"), results[after].get("_reward_by_id")
         if a and b:
             keys = sorted(a)
-            gain = np.array([b[k] for k in keys]) - np.array([a[k] for k in keys])
-            results[after]["reward_gain"] = float(gain.mean())
-            results[after]["reward_gain_ci95"] = paired_interval(
-                np.array([a[k] for k in keys]), np.array([b[k] for k in keys]), rounds, seed)
+            earlier, later = np.array([a[k] for k in keys]), np.array([b[k] for k in keys])
+            results[after]["reward_gain"] = float((later - earlier).mean())
+            results[after]["reward_gain_ci95"] = paired_interval(earlier, later, rounds, seed)
     for metrics in results.values():
         metrics.pop("_reward_by_id", None)
     summary: dict[str, Any] = {"stages": results, "items": len(ids or []),
@@ -274,28 +273,11 @@ def compare(runs: dict[str, Path], item_files: list[Path], out: Path, reward_kwa
 
 
 def stage_figure(results: dict[str, dict[str, Any]], out: Path) -> bool:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    keys = [(key, title) for key, title in TABLE if key != "reward_gain_ci95"
-            and any(isinstance(m.get(key), float) for m in results.values())]
-    if not keys:
-        return False
-    figure, axis = plt.subplots(figsize=(max(7, 1.1 * len(keys)), 3.8))
-    width = 0.8 / len(results)
-    for offset, (name, metrics) in enumerate(results.items()):
-        axis.bar([i + offset * width for i in range(len(keys))], [metrics.get(key) or 0.0 for key, _ in keys],
-                 width=width, label=name)
-    axis.set_xticks([i + 0.4 - width / 2 for i in range(len(keys))], [title for _, title in keys],
-                    rotation=30, ha="right", fontsize=7)
-    axis.set_title("each stage on the same held-out items")
-    axis.legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(out, dpi=120)
-    plt.close(figure)
-    return True
+    """One bar group per TABLE metric any stage has (a missing value draws as 0), one bar per stage."""
+    series = {name: {title: metrics[key] for key, title in TABLE if key != "reward_gain_ci95"
+                     and isinstance(metrics.get(key), float)} for name, metrics in results.items()}
+    return bar_figure(series, "each stage on the same held-out items", "", out,
+                      order=[title for _, title in TABLE], unit_range=False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -309,12 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    runs = {}
-    for spec in args.run:
-        name, _, folder = spec.partition("=")
-        if not folder or not (Path(folder) / "predictions.jsonl").exists():
-            parser.error(f"--run {spec!r}: expected STAGE=DIR with DIR/predictions.jsonl")
-        runs[name] = Path(folder)
+    runs = run_folders(parser, args.run, "predictions.jsonl", what="STAGE")
     summary = compare(runs, args.items, args.out, json.loads(args.reward_kwargs), args.bootstrap, args.seed,
                       args.experiment_log)
     print((args.out / "stages.md").read_text())

@@ -113,6 +113,7 @@ def test_card_configs_for_in_process_backends(items, tmp_path):  # noqa: F811
     (["--models", "gpt-4v"], "no model card"),
     (["--models", "qwen2.5-vl-7b", "--set", "medgemma:x=1"], "not among --models"),
     (["--models", "qwen2.5-vl-7b", "--set", "qwen2.5-vl-7b=x"], "expected NAME:key=value"),
+    (["--models", "qwen2.5-vl-7b", "--run", "ours=/no/such/run"], "expected NAME=DIR with DIR/metrics.json"),
 ])
 def test_bad_arguments_fail_before_any_run(bad, message, tmp_path, capsys):
     with pytest.raises(SystemExit):
