@@ -42,6 +42,12 @@ def read(path: Path) -> dict | None:
         return None
 
 
+def last_record(cfg: DictConfig, stage: str) -> dict | None:
+    """What the stage's output was last made from: its ``started`` record (a run in progress or
+    crashed), else its completion marker; None if neither."""
+    return read(started(cfg, stage)) or read(marker(cfg, stage))
+
+
 def file_digest(path: Path) -> str:
     return sha256_of(path) if path.is_file() else "missing"
 
