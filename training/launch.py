@@ -56,6 +56,13 @@ def node_rank(cfg: DictConfig) -> int:
     return int(cfg.launch.node_rank)
 
 
+def check_node_rank(cfg: DictConfig) -> None:
+    """``launch.node_rank`` must name one of the ``launch.nnodes`` nodes."""
+    nnodes = int(cfg.launch.nnodes)
+    if not 0 <= node_rank(cfg) < max(nnodes, 1):
+        raise LaunchError(f"launch.node_rank={cfg.launch.node_rank} is not in 0..{nnodes - 1} (launch.nnodes={nnodes})")
+
+
 def uses_torchrun(cfg: DictConfig, deepspeed: bool) -> bool:
     """LLaMA-Factory must go through torchrun: several processes, or DeepSpeed on any GPU count."""
     gpus, nnodes = int(cfg.launch.gpus_per_node), int(cfg.launch.nnodes)
@@ -84,8 +91,7 @@ def llamafactory_env(cfg: DictConfig, deepspeed: bool) -> dict[str, str]:
     gpus, nnodes = int(launch.gpus_per_node), int(launch.nnodes)
     if nnodes > 1 and gpus < 1:
         raise LaunchError(f"launch.nnodes={nnodes} needs launch.gpus_per_node >= 1 (got {gpus})")
-    if not 0 <= node_rank(cfg) < max(nnodes, 1):
-        raise LaunchError(f"launch.node_rank={launch.node_rank} is not in 0..{nnodes - 1} (launch.nnodes={nnodes})")
+    check_node_rank(cfg)
     if not uses_torchrun(cfg, deepspeed):
         return {}
     seen = visible_gpus()
@@ -100,9 +106,7 @@ def llamafactory_env(cfg: DictConfig, deepspeed: bool) -> dict[str, str]:
 
 def refuse_on_other_ranks(cfg: DictConfig, stage: str) -> None:
     """On rank > 0 only the torchrun stages may run (as workers of rank 0's launch); following is for them only."""
-    nnodes = int(cfg.launch.nnodes)
-    if not 0 <= node_rank(cfg) < max(nnodes, 1):
-        raise LaunchError(f"launch.node_rank={cfg.launch.node_rank} is not in 0..{nnodes - 1} (launch.nnodes={nnodes})")
+    check_node_rank(cfg)
     if node_rank(cfg) == 0:
         if stage == "follow":  # a second rank 0 would wait for its own tickets, or start torchrun as node 0 twice
             raise LaunchError(f"stage=follow joins rank 0's torchrun stages from another node: give this node its "
@@ -140,6 +144,11 @@ def ticket_path(cfg: DictConfig, stage: str) -> Path:
     return launch_dir(cfg) / f"{stage}.ticket.json"
 
 
+def ack_path(cfg: DictConfig, stage: str, attempt: str, rank: int) -> Path:
+    """Node ``rank``'s acknowledgement of rank 0's ticket ``attempt`` for ``stage``."""
+    return launch_dir(cfg) / f"{stage}.{attempt}.node{rank}.ack"
+
+
 class Ticket:
     """Rank 0's announcement of a torchrun stage; a heartbeat counter tells a live ticket from a stale one."""
 
@@ -161,7 +170,7 @@ class Ticket:
         write_json(self.path, self.payload)
 
     def ack_path(self, rank: int) -> Path:
-        return launch_dir(self.cfg) / f"{self.stage}.{self.payload['attempt']}.node{rank}.ack"
+        return ack_path(self.cfg, self.stage, self.payload["attempt"], rank)
 
     def wait_for_acks(self, timeout_s: float) -> None:
         """Every other rank must have seen this ticket (shared run folder) before torchrun starts."""
@@ -219,7 +228,7 @@ def wait_for_ticket(cfg: DictConfig, stages: tuple[str, ...], timeout_s: float) 
                 continue
             previous = last.get(ticket["attempt"])
             if previous is not None and ticket["heartbeat"] != previous:  # rank 0 is alive and waiting
-                ack = launch_dir(cfg) / f"{ticket['stage']}.{ticket['attempt']}.node{node_rank(cfg)}.ack"
+                ack = ack_path(cfg, ticket["stage"], ticket["attempt"], node_rank(cfg))
                 write_json(ack, {"host": socket.gethostname(), "pid": os.getpid()})
                 return ticket
             last[ticket["attempt"]] = ticket["heartbeat"]
