@@ -33,7 +33,7 @@ from omegaconf import DictConfig
 from data_prep.writers import write_json
 
 DISTRIBUTED_SFT = ("stage1", "stage2")  # the stages other ranks join (torchrun workers)
-TICKET_HEARTBEAT_S = 5.0  # upper bound of rank 0's ticket rewrites while it waits for acknowledgements (not during the stage)
+TICKET_HEARTBEAT_S = 1.0  # how often rank 0 rewrites a waiting ticket (not during the stage), and followers look
 
 
 class LaunchError(RuntimeError):
@@ -187,7 +187,7 @@ class Ticket:
                     f"run_dir; a shared filesystem is required: every node must see "
                     f"{launch_dir(self.cfg)} (LLaMA-Factory saves on rank 0, EasyR1 reads images by absolute path "
                     "on every node)")
-            time.sleep(min(TICKET_HEARTBEAT_S, 1.0))
+            time.sleep(TICKET_HEARTBEAT_S)
             self.beat()
 
     def close(self) -> None:
@@ -210,7 +210,7 @@ def announce_stop(cfg: DictConfig, reason: str, timeout_s: float = 120.0) -> Non
                 return
             for ticket in tickets:
                 ticket.beat()
-            time.sleep(1.0)
+            time.sleep(TICKET_HEARTBEAT_S)
     finally:
         for ticket in tickets:
             ticket.close()
@@ -232,7 +232,7 @@ def wait_for_ticket(cfg: DictConfig, stages: tuple[str, ...], timeout_s: float) 
                 write_json(ack, {"host": socket.gethostname(), "pid": os.getpid()})
                 return ticket
             last[ticket["attempt"]] = ticket["heartbeat"]
-        time.sleep(1.0)
+        time.sleep(TICKET_HEARTBEAT_S)
     raise LaunchError(
         f"node rank {node_rank(cfg)}: no live ticket of rank 0 for {' or '.join(stages)} in {launch_dir(cfg)} after "
         f"{timeout_s:.0f} s. Is rank 0 running the chain with the same run_dir, and is that folder on a filesystem "
