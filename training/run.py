@@ -420,9 +420,9 @@ def stage_merge(cfg: DictConfig) -> dict | None:
 
 def final_model(cfg: DictConfig) -> Path:
     """The model the merge stage produced (EasyR1: the merged checkpoint it chose; TRL: stage 3)."""
-    merged = ((markers.read(marker(cfg, "merge")) or {}).get("result") or {}).get("model")
     if cfg.grpo_backend == "trl":
         return run_path(cfg, "stage3")
+    merged = markers.stage_result(cfg, "merge").get("model")
     if merged is None or not Path(merged).exists():
         raise StageFailed("eval: no merged GRPO model (run the merge stage first)")
     return Path(merged)
