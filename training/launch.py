@@ -30,7 +30,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from data_prep.writers import write_json
+from data_prep.writers import sha256_of, write_json
+from training.render import run_path
 
 DISTRIBUTED_SFT = ("stage1", "stage2")  # the stages other ranks join (torchrun workers)
 TICKET_HEARTBEAT_S = 1.0  # how often rank 0 rewrites a waiting ticket (not during the stage), and followers look
@@ -135,8 +136,6 @@ def write_probe(cfg: DictConfig) -> Path:
 
 
 def launch_dir(cfg: DictConfig) -> Path:
-    from training.render import run_path
-
     return run_path(cfg, "launch")
 
 
@@ -153,8 +152,6 @@ class Ticket:
     """Rank 0's announcement of a torchrun stage; a heartbeat counter tells a live ticket from a stale one."""
 
     def __init__(self, cfg: DictConfig, stage: str, config_path: Path | None, action: str = "launch"):
-        from data_prep.writers import sha256_of
-
         self.cfg, self.stage, self.path = cfg, stage, ticket_path(cfg, stage)
         self.payload = {
             "stage": stage, "action": action, "attempt": uuid.uuid4().hex, "host": socket.gethostname(),
@@ -242,8 +239,6 @@ def wait_for_ticket(cfg: DictConfig, stages: tuple[str, ...], timeout_s: float) 
 
 def check_ticket(cfg: DictConfig, ticket: dict) -> Path:
     """The config rank 0 launched, as this node sees it: the same bytes, the same node count."""
-    from data_prep.writers import sha256_of
-
     if ticket["nnodes"] != int(cfg.launch.nnodes):
         raise LaunchError(f"rank 0 launched {ticket['stage']} for {ticket['nnodes']} nodes, this node has "
                           f"launch.nnodes={cfg.launch.nnodes}")
