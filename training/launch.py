@@ -30,10 +30,11 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from data_prep.writers import write_json
+from data_prep.writers import sha256_of, write_json
+from training.render import run_path
 
 DISTRIBUTED_SFT = ("stage1", "stage2")  # the stages other ranks join (torchrun workers)
-TICKET_HEARTBEAT_S = 5.0  # upper bound of rank 0's ticket rewrites while it waits for acknowledgements (not during the stage)
+TICKET_HEARTBEAT_S = 1.0  # how often rank 0 rewrites a waiting ticket (not during the stage), and followers look
 
 
 class LaunchError(RuntimeError):
@@ -54,6 +55,13 @@ def stage_env(extra: dict[str, str] | None = None, wandb_dir: Path | None = None
 
 def node_rank(cfg: DictConfig) -> int:
     return int(cfg.launch.node_rank)
+
+
+def check_node_rank(cfg: DictConfig) -> None:
+    """``launch.node_rank`` must name one of the ``launch.nnodes`` nodes."""
+    nnodes = int(cfg.launch.nnodes)
+    if not 0 <= node_rank(cfg) < max(nnodes, 1):
+        raise LaunchError(f"launch.node_rank={cfg.launch.node_rank} is not in 0..{nnodes - 1} (launch.nnodes={nnodes})")
 
 
 def uses_torchrun(cfg: DictConfig, deepspeed: bool) -> bool:
@@ -84,8 +92,7 @@ def llamafactory_env(cfg: DictConfig, deepspeed: bool) -> dict[str, str]:
     gpus, nnodes = int(launch.gpus_per_node), int(launch.nnodes)
     if nnodes > 1 and gpus < 1:
         raise LaunchError(f"launch.nnodes={nnodes} needs launch.gpus_per_node >= 1 (got {gpus})")
-    if not 0 <= node_rank(cfg) < max(nnodes, 1):
-        raise LaunchError(f"launch.node_rank={launch.node_rank} is not in 0..{nnodes - 1} (launch.nnodes={nnodes})")
+    check_node_rank(cfg)
     if not uses_torchrun(cfg, deepspeed):
         return {}
     seen = visible_gpus()
@@ -100,9 +107,7 @@ def llamafactory_env(cfg: DictConfig, deepspeed: bool) -> dict[str, str]:
 
 def refuse_on_other_ranks(cfg: DictConfig, stage: str) -> None:
     """On rank > 0 only the torchrun stages may run (as workers of rank 0's launch); following is for them only."""
-    nnodes = int(cfg.launch.nnodes)
-    if not 0 <= node_rank(cfg) < max(nnodes, 1):
-        raise LaunchError(f"launch.node_rank={cfg.launch.node_rank} is not in 0..{nnodes - 1} (launch.nnodes={nnodes})")
+    check_node_rank(cfg)
     if node_rank(cfg) == 0:
         if stage == "follow":  # a second rank 0 would wait for its own tickets, or start torchrun as node 0 twice
             raise LaunchError(f"stage=follow joins rank 0's torchrun stages from another node: give this node its "
@@ -131,8 +136,6 @@ def write_probe(cfg: DictConfig) -> Path:
 
 
 def launch_dir(cfg: DictConfig) -> Path:
-    from training.render import run_path
-
     return run_path(cfg, "launch")
 
 
@@ -140,12 +143,15 @@ def ticket_path(cfg: DictConfig, stage: str) -> Path:
     return launch_dir(cfg) / f"{stage}.ticket.json"
 
 
+def ack_path(cfg: DictConfig, stage: str, attempt: str, rank: int) -> Path:
+    """Node ``rank``'s acknowledgement of rank 0's ticket ``attempt`` for ``stage``."""
+    return launch_dir(cfg) / f"{stage}.{attempt}.node{rank}.ack"
+
+
 class Ticket:
     """Rank 0's announcement of a torchrun stage; a heartbeat counter tells a live ticket from a stale one."""
 
     def __init__(self, cfg: DictConfig, stage: str, config_path: Path | None, action: str = "launch"):
-        from data_prep.writers import sha256_of
-
         self.cfg, self.stage, self.path = cfg, stage, ticket_path(cfg, stage)
         self.payload = {
             "stage": stage, "action": action, "attempt": uuid.uuid4().hex, "host": socket.gethostname(),
@@ -161,7 +167,7 @@ class Ticket:
         write_json(self.path, self.payload)
 
     def ack_path(self, rank: int) -> Path:
-        return launch_dir(self.cfg) / f"{self.stage}.{self.payload['attempt']}.node{rank}.ack"
+        return ack_path(self.cfg, self.stage, self.payload["attempt"], rank)
 
     def wait_for_acks(self, timeout_s: float) -> None:
         """Every other rank must have seen this ticket (shared run folder) before torchrun starts."""
@@ -178,7 +184,7 @@ class Ticket:
                     f"run_dir; a shared filesystem is required: every node must see "
                     f"{launch_dir(self.cfg)} (LLaMA-Factory saves on rank 0, EasyR1 reads images by absolute path "
                     "on every node)")
-            time.sleep(min(TICKET_HEARTBEAT_S, 1.0))
+            time.sleep(TICKET_HEARTBEAT_S)
             self.beat()
 
     def close(self) -> None:
@@ -201,7 +207,7 @@ def announce_stop(cfg: DictConfig, reason: str, timeout_s: float = 120.0) -> Non
                 return
             for ticket in tickets:
                 ticket.beat()
-            time.sleep(1.0)
+            time.sleep(TICKET_HEARTBEAT_S)
     finally:
         for ticket in tickets:
             ticket.close()
@@ -219,11 +225,11 @@ def wait_for_ticket(cfg: DictConfig, stages: tuple[str, ...], timeout_s: float) 
                 continue
             previous = last.get(ticket["attempt"])
             if previous is not None and ticket["heartbeat"] != previous:  # rank 0 is alive and waiting
-                ack = launch_dir(cfg) / f"{ticket['stage']}.{ticket['attempt']}.node{node_rank(cfg)}.ack"
+                ack = ack_path(cfg, ticket["stage"], ticket["attempt"], node_rank(cfg))
                 write_json(ack, {"host": socket.gethostname(), "pid": os.getpid()})
                 return ticket
             last[ticket["attempt"]] = ticket["heartbeat"]
-        time.sleep(1.0)
+        time.sleep(TICKET_HEARTBEAT_S)
     raise LaunchError(
         f"node rank {node_rank(cfg)}: no live ticket of rank 0 for {' or '.join(stages)} in {launch_dir(cfg)} after "
         f"{timeout_s:.0f} s. Is rank 0 running the chain with the same run_dir, and is that folder on a filesystem "
@@ -233,8 +239,6 @@ def wait_for_ticket(cfg: DictConfig, stages: tuple[str, ...], timeout_s: float) 
 
 def check_ticket(cfg: DictConfig, ticket: dict) -> Path:
     """The config rank 0 launched, as this node sees it: the same bytes, the same node count."""
-    from data_prep.writers import sha256_of
-
     if ticket["nnodes"] != int(cfg.launch.nnodes):
         raise LaunchError(f"rank 0 launched {ticket['stage']} for {ticket['nnodes']} nodes, this node has "
                           f"launch.nnodes={cfg.launch.nnodes}")

@@ -42,6 +42,17 @@ def read(path: Path) -> dict | None:
         return None
 
 
+def last_record(cfg: DictConfig, stage: str) -> dict | None:
+    """What the stage's output was last made from: its ``started`` record (a run in progress or
+    crashed), else its completion marker; None if neither."""
+    return read(started(cfg, stage)) or read(marker(cfg, stage))
+
+
+def stage_result(cfg: DictConfig, stage: str) -> dict:
+    """What a completed stage returned (its marker's ``result``; empty if none)."""
+    return (read(marker(cfg, stage)) or {}).get("result") or {}
+
+
 def file_digest(path: Path) -> str:
     return sha256_of(path) if path.is_file() else "missing"
 
@@ -136,8 +147,8 @@ def missing_outputs(cfg: DictConfig, stage: str) -> list[str]:
     elif stage == "stage3":
         wanted = [out / "checkpoint_tracker.json"]
     elif stage == "merge":
-        merged = (read(marker(cfg, "merge")) or {}).get("result") or {}
-        wanted = [Path(merged["model"]) / "config.json"] if merged.get("model") else []
+        merged = stage_result(cfg, "merge").get("model")
+        wanted = [Path(merged) / "config.json"] if merged else []
     elif stage == "eval":
         wanted = [run_path(cfg, "eval", "metrics.json"), run_path(cfg, "eval", "predictions.jsonl")]
     else:

@@ -208,7 +208,7 @@ def resume_or_refuse(cfg: DictConfig, stage: str, inputs: dict) -> None:
     out = run_path(cfg, stage)
     if cfg.force or not out.is_dir() or not any(out.iterdir()):
         return
-    began = markers.read(markers.started(cfg, stage)) or markers.read(marker(cfg, stage))
+    began = markers.last_record(cfg, stage)
     if began is not None and began.get("fingerprint") == markers.fingerprint(inputs):
         return
     what = markers.changes(began.get("inputs", {}), inputs) if began else [
@@ -222,7 +222,7 @@ def resume_or_refuse(cfg: DictConfig, stage: str, inputs: dict) -> None:
 
 def discard_stale_predictions(cfg: DictConfig, inputs: dict) -> None:
     """Inference resumes a killed run's predictions file, but never one made by another model or item set."""
-    began = markers.read(markers.started(cfg, "eval")) or markers.read(marker(cfg, "eval"))
+    began = markers.last_record(cfg, "eval")
     stale = cfg.force or began is None or began.get("fingerprint") != markers.fingerprint(inputs)
     # the final model's predictions, and each stage's under eval.stages (same path, new weights: stale too)
     for predictions in sorted(run_path(cfg, "eval").glob("**/predictions.jsonl")) if stale else ():
@@ -352,8 +352,7 @@ def checkpoint_to_merge(cfg: DictConfig) -> tuple[Path, str]:
         raise StageFailed(f"merge.checkpoint must be best, last or a global step, got {wanted!r}")
     if wanted == "best":
         best = tracker.get("best_global_step")
-        trainer = (markers.read(markers.started(cfg, "stage3")) or markers.read(marker(cfg, "stage3")) or {}).get(
-            "inputs", {}).get("config", {}).get("trainer", {})
+        trainer = (markers.last_record(cfg, "stage3") or {}).get("inputs", {}).get("config", {}).get("trainer", {})
         if trainer and int(trainer.get("val_freq", -1)) <= 0:
             return latest, (f"last checkpoint {latest.name}: no validation ran during training (trainer.val_freq <= 0), "
                             "so EasyR1's best_global_step says nothing")
@@ -421,9 +420,9 @@ def stage_merge(cfg: DictConfig) -> dict | None:
 
 def final_model(cfg: DictConfig) -> Path:
     """The model the merge stage produced (EasyR1: the merged checkpoint it chose; TRL: stage 3)."""
-    merged = ((markers.read(marker(cfg, "merge")) or {}).get("result") or {}).get("model")
     if cfg.grpo_backend == "trl":
         return run_path(cfg, "stage3")
+    merged = markers.stage_result(cfg, "merge").get("model")
     if merged is None or not Path(merged).exists():
         raise StageFailed("eval: no merged GRPO model (run the merge stage first)")
     return Path(merged)
