@@ -185,10 +185,21 @@ def parse_sources(cfg: DictConfig, skips: SkipLog) -> tuple[list[Sample], dict[s
             status[key] = "skipped: needs mimic-cxr-jpg (its images and split)"
             log.warning("source %s skipped: it needs mimic-cxr-jpg", key)
             continue
-        rows = parse()
+        rows, left_out = chosen_question_types(parse(), cfg.vqa.get("question_types"))
         samples += rows
-        status[key] = f"used: {len(rows)} samples"
+        status[key] = f"used: {len(rows)} samples" + (
+            f"; left out by vqa.question_types: {dict(sorted(left_out.items()))}" if left_out else "")
     return samples, status
+
+
+def chosen_question_types(rows: list[Sample], keep) -> tuple[list[Sample], Counter]:
+    """The samples of a release's question types listed in ``vqa.question_types`` (all when it is
+    null), and how many of each other type were left out (written to the manifest's sources)."""
+    if keep is None:
+        return rows, Counter()
+    keep = set(keep)
+    left_out = Counter(row.subtype for row in rows if row.task == "vqa" and row.subtype not in keep)
+    return [row for row in rows if row.task != "vqa" or row.subtype in keep], left_out
 
 
 def check_skip_rates(samples: list[Sample], skips: SkipLog, limit: float) -> None:
@@ -374,6 +385,10 @@ class Converter:
         return sharegpt_row(self.prompt(task, sample), answer, [self.image_path(sample)])
 
     def ground_truth(self, task: str, sample: Sample) -> str:
+        if task == "grounding_phrase_to_box":  # the box text, scored as text; its boxes for IoU
+            boxes = self.boxes_in_frame(sample)
+            return encode_ground_truth("open_ended", self.box_text(boxes), self.frame(sample), boxes,
+                                       sample.source, sample.sample_id)
         if task in ("grounding", "grounding_absent"):  # present: MS-CXR's boxes; absent: ruled out, none
             return encode_ground_truth("closed", "yes" if sample.boxes else "no", self.frame(sample),
                                        self.boxes_in_frame(sample), sample.source, sample.sample_id)
@@ -381,11 +396,14 @@ class Converter:
         return encode_ground_truth(sample.answer_kind, answer, self.frame(sample), None, sample.source, sample.sample_id)
 
     def grpo_row(self, task: str, sample: Sample) -> dict[str, Any]:
+        # One MS-CXR phrase may be drawn both as a presence question and as "locate <phrase>":
+        # the second keeps an id of its own.
+        suffix = "#locate" if task == "grounding_phrase_to_box" else ""
         return {
             "prompt": "<image>" + self.prompt(task, sample),
             "images": [self.image_path(sample)],
             "answer": self.ground_truth(task, sample),
-            "sample_id": sample.sample_id,
+            "sample_id": sample.sample_id + suffix,
         }
 
     def eval_item(self, sample: Sample, prompt: str | None = None) -> dict[str, Any]:
@@ -408,8 +426,7 @@ class Converter:
     def grounding_item(self, sample: Sample) -> dict[str, Any]:
         """A phrase-grounding evaluation item (``eval.grounding``): "locate <phrase>" -> its boxes,
         in the model's frame, in the reference (box text) and in the ground truth."""
-        frame, boxes = self.frame(sample), self.boxes_in_frame(sample)
-        box_text = self.box_text(boxes)
+        frame = self.frame(sample)
         return {
             "id": sample.sample_id,
             "source": sample.source,
@@ -417,9 +434,9 @@ class Converter:
             "subtype": sample.subtype,
             "images": [self.image_path(sample)],
             "prompt": self.prompt("grounding_phrase_to_box", sample),
-            "answer": box_text,
+            "answer": self.box_text(self.boxes_in_frame(sample)),
             "answer_kind": "grounding",
-            "ground_truth": encode_ground_truth("open_ended", box_text, frame, boxes, sample.source, sample.sample_id),
+            "ground_truth": self.ground_truth("grounding_phrase_to_box", sample),
             "frame": {"width": frame.width, "height": frame.height},
         }
 
@@ -435,10 +452,14 @@ def task_pools(samples: list[Sample], split: str, expand_grounding: bool) -> dic
         elif sample.task == "grounding" and expand_grounding:
             pools["grounding_phrase_to_box"].append(sample)
             pools["grounding_box_to_phrase"].append(sample)
+        elif sample.task == "grounding":  # GRPO / cold start: a presence question, or "locate <phrase>"
+            pools["grounding"].append(sample)
+            pools["grounding_phrase_to_box"].append(sample)
         else:
             pools[sample.task].append(sample)
     keys = ("findings", "impression", "vqa") + (
-        ("grounding_phrase_to_box", "grounding_box_to_phrase") if expand_grounding else ("grounding", "grounding_absent")
+        ("grounding_phrase_to_box", "grounding_box_to_phrase") if expand_grounding
+        else ("grounding", "grounding_absent", "grounding_phrase_to_box")
     )
     return {key: pools.get(key, []) for key in keys}
 

@@ -155,7 +155,7 @@ def offline_trace(candidate: Candidate) -> str:
     wanted = [name for name in regions if any(word in text for word in name.split() if len(word) > 4)]
     for name in (wanted or ["right lung", "left lung"])[:3]:
         steps.append(f"I examine the {name} {list(regions[name])}.")
-    if truth.task == "open_ended":
+    if truth.task == "open_ended" and not truth.boxes:  # a report's sentences (a box answer is step 1's box)
         steps += [sentence.strip() + "." for sentence in truth.answer.split(".") if sentence.strip()][:6]
     steps.append(f"Taken together, this supports the answer: {candidate.answer_text.rstrip('.')}.")
     reasoning = " ".join(f"Step {n}: {step}" for n, step in enumerate(steps, start=1))
