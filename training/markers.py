@@ -89,7 +89,8 @@ def stage_inputs(cfg: DictConfig, stage: str) -> dict[str, Any]:
         return {"base_model": str(cfg.base_model), "tiny_model": bool(cfg.get("tiny_model")), "frame": frame}
     if stage == "data":
         return {"data_root": absolute(cfg.data_root) if cfg.data_root else None, "data_dir": str(data_dir),
-                "data": plain(cfg.data), "frame": frame, "generate_releases": cfg.get("generate_releases", 0)}
+                "data": plain(cfg.data), "frame": frame, "generate_releases": cfg.get("generate_releases", 0),
+                "generate_findings": plain(cfg.get("generate_findings"))}
     if stage == "cold_start":
         return {"data_dir": str(data_dir), "overrides": plain(cfg.cold_start.overrides),
                 "data": file_digest(data_dir / "manifest.json")}
@@ -108,7 +109,13 @@ def stage_inputs(cfg: DictConfig, stage: str) -> dict[str, Any]:
     if stage == "merge":
         return {"stage3": upstream(cfg, "stage3"), "merge": plain(cfg.get("merge", {})), "backend": cfg.grpo_backend}
     if stage == "eval":
-        return {"model": upstream(cfg, "merge"), "items": file_digest(data_dir / "test" / "xraybench.jsonl"),
+        # every model evaluated: the merged final one and, under eval.stages, each stage's own (a
+        # stage retrained alone, without the merge, must not leave its old predictions standing)
+        compared = {name: upstream(cfg, "model" if name == "base" else name)
+                    for name in (cfg.eval.get("stages") or [])}
+        return {"model": upstream(cfg, "merge"), "stages": compared,
+                "items": file_digest(data_dir / "test" / "xraybench.jsonl"),
+                "grounding_items": file_digest(data_dir / "test" / "grounding.jsonl"),
                 "eval": plain(cfg.eval), "frame": frame}
     raise KeyError(stage)
 

@@ -66,3 +66,17 @@ def test_a_marker_of_an_older_version_is_not_trusted(compose_run, tmp_path):
     markers.marker(cfg, "data").write_text(json.dumps({"stage": "data", "result": None}))
     state, detail = markers.status(cfg, "data", markers.stage_inputs(cfg, "data"))
     assert state == "changed" and "older version" in detail[0]
+
+
+def test_a_stage_retrained_alone_makes_its_evaluation_stale(compose_run, tmp_path, monkeypatch):
+    """`stage=stage3` then `stage=eval` (no merge in between): the evaluation of every stage's
+    model must run again, not keep stage 3's old predictions (found on the demo)."""
+    import training.run as run_module
+
+    cfg = compose_run("demo", f"run_dir={tmp_path}")
+    complete_all(cfg)
+    assert markers.status(cfg, "eval", markers.stage_inputs(cfg, "eval"))[0] != "changed"
+    monkeypatch.setitem(run_module.RUNNERS, "stage3", lambda cfg: None)
+    run(compose_run("demo", f"run_dir={tmp_path}", "stage=stage3", "force=true"))
+    state, detail = markers.status(cfg, "eval", markers.stage_inputs(cfg, "eval"))
+    assert state == "changed" and any(line.startswith("stages:") for line in detail), detail
