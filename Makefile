@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 OFFLINE_ENV := WANDB_MODE=offline HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 OFFLINE_PY := $(OFFLINE_ENV) $(PY)
 
-.PHONY: help setup system-deps test demo demo-learn train-all check-recipes data stage1 cold-start stage2 stage3 merge eval arena viewer \
+.PHONY: help setup system-deps test demo train-all check-recipes data stage1 cold-start stage2 stage3 merge eval arena viewer \
 	follow serve-teacher easyr1-merger ray-head ray-worker bench-rewards bench-nlg bench-arena lock check-gpu-env clean-venv \
 	eval-baselines
 
@@ -50,7 +50,7 @@ test: setup system-deps  ## Run the test suite in .venv.
 
 DEMO_DIR ?= outputs/demo
 SEED ?= 0
-demo: setup  ## Run the pipeline on a generated world with a tiny Qwen2.5-VL (CPU, offline; SEED=n).
+demo: setup  ## The whole chain on a generated world with a tiny Qwen2.5-VL; each stage must learn (CPU, offline; SEED=n).
 	@echo "make demo: generated releases (findings drawn in the pixels) -> data prep -> stage 1 SFT -> cold-start"
 	@echo "traces (offline template teacher) -> stage 2 SFT -> GRPO (TRL backend) -> every stage evaluated, tiny Qwen2.5-VL."
 	$(OFFLINE_PY) -m training.run --config-name demo stage=all force=true run_dir=$(DEMO_DIR) seed=$(SEED)
@@ -63,16 +63,6 @@ demo: setup  ## Run the pipeline on a generated world with a tiny Qwen2.5-VL (CP
 	@echo "all tables and figures: $(DEMO_DIR)/eval/report; viewer PNGs (true boxes white): $(DEMO_DIR)/eval/viewer."
 	@echo "Rendered trainer configs in $(DEMO_DIR)/configs, logs in $(DEMO_DIR)/logs, datasets in"
 	@echo "$(DEMO_DIR)/data (manifest.json), models in $(DEMO_DIR)/stage{1,2,3}."
-
-DEMO_LEARN_DIR ?= outputs/demo-learn
-demo-learn: setup  ## The demo sized to learn on the generated world: per-stage table (CPU, ~30 min; SEED=n).
-	@echo "make demo-learn: the make demo chain with hundreds of steps per stage; each stage evaluated on"
-	@echo "held-out patients (issue 13's targets, not all reached yet: README, 'The learning demo')."
-	$(OFFLINE_PY) -m training.run --config-name demo_learn stage=all force=true run_dir=$(DEMO_LEARN_DIR) seed=$(SEED)
-	$(OFFLINE_PY) -m eval.viewer export --items-file $(DEMO_LEARN_DIR)/data/test/grounding.jsonl \
-	  --predictions stage2=$(DEMO_LEARN_DIR)/eval/stage2/predictions.jsonl \
-	  --predictions stage3=$(DEMO_LEARN_DIR)/eval/stage3/predictions.jsonl --out $(DEMO_LEARN_DIR)/eval/viewer --limit 4
-	@echo "make demo-learn: done. Stage by stage: $(DEMO_LEARN_DIR)/eval/report/stages.md (and stages.png, reward_curve.png)."
 
 # Training runs in the active conda environment on GPU nodes (environment.yml), else in .venv.
 TRAIN_PYTHON ?= $(if $(CONDA_PREFIX),python,$(PY))

@@ -157,7 +157,10 @@ def offline_trace(candidate: Candidate) -> str:
         steps.append(f"I examine the {name} {list(regions[name])}.")
     if truth.task == "open_ended" and not truth.boxes:  # a report's sentences (a box answer is step 1's box)
         steps += [sentence.strip() + "." for sentence in truth.answer.split(".") if sentence.strip()][:6]
-    steps.append(f"Taken together, this supports the answer: {candidate.answer_text.rstrip('.')}.")
+    if truth.task == "open_ended" and truth.boxes:  # a box answer: step 1 holds it, no third copy
+        steps.append("Taken together, the region of step 1 is the finding.")
+    else:
+        steps.append(f"Taken together, this supports the answer: {candidate.answer_text.rstrip('.')}.")
     reasoning = " ".join(f"Step {n}: {step}" for n, step in enumerate(steps, start=1))
     return f"<think>{reasoning}</think> The answer is: \\boxed{{{candidate.answer_text}}}"
 

@@ -1,8 +1,8 @@
 """The demo chain for real: tiny Qwen2.5-VL, 2 LLaMA-Factory steps per SFT stage, 2 TRL GRPO steps.
 
-`make demo` (recipes/run/demo.yaml) is this plumbing demo; the overrides below pin its sizes here so
-that the test stays seconds-sized whatever the demo layer says: a small world, 2 steps per stage,
-the final model's evaluation only. The learning demo is demo_learn.yaml (test_demo_learns.py)."""
+The chain of `make demo` (recipes/run/demo.yaml) with overrides that pin its sizes here, so that
+the test stays seconds-sized whatever the demo layer says: a small world, 2 steps per stage, the
+final model's evaluation only. Whether the demo learns: test_demo_learns.py."""
 
 import json
 import subprocess

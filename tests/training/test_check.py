@@ -7,7 +7,7 @@ from training.render import render
 from training.run import StageFailed, check_all, run_logged
 
 
-@pytest.mark.parametrize("config_name", ["default", "demo", "demo_learn"])
+@pytest.mark.parametrize("config_name", ["default", "demo"])
 def test_shipped_recipes_pass(compose_run, tmp_path, config_name):
     problems = check_all(compose_run(config_name, f"run_dir={tmp_path}"))
     assert problems == {"stage1": [], "stage2": [], "stage3": []}

@@ -79,4 +79,4 @@ def test_a_stage_retrained_alone_makes_its_evaluation_stale(compose_run, tmp_pat
     monkeypatch.setitem(run_module.RUNNERS, "stage3", lambda cfg: None)
     run(compose_run("demo", f"run_dir={tmp_path}", "stage=stage3", "force=true"))
     state, detail = markers.status(cfg, "eval", markers.stage_inputs(cfg, "eval"))
-    assert state == "changed" and any(line.startswith("stages:") for line in detail), detail
+    assert state == "changed" and any(line.startswith("stages.stage3:") for line in detail), detail
