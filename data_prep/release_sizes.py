@@ -80,6 +80,8 @@ def markdown(plans: dict[str, dict[str, dict]] | None = None) -> str:
     for output in ("stage1/train.jsonl", "grpo/train.parquet", "grpo/val.parquet", "cold_start/candidates.parquet"):
         plan = plans[output]
         for task, entry in plan.items():
+            if entry["weight"] <= 0:  # a task switched off (e.g. "locate" rows outside the demo)
+                continue
             note = NOTES.get(task, "")
             if task.startswith("grounding") and output == "grpo/val.parquet":
                 note = "MS-CXR: 9 validation pairs (assumed)" if task == "grounding" else NOTES[task]

@@ -26,6 +26,7 @@ from omegaconf import OmegaConf
 
 from data_prep.build import build, load_config
 from data_prep.fixtures import generate_releases
+from data_prep.fixtures.world import ALL_FINDINGS
 from rewards.deepmedix import SCORE_KEYS
 from rewards.ground_truth import parse_ground_truth
 from rewards.normalize import written_answer
@@ -65,7 +66,8 @@ def demo(tmp_path_factory):
     import_easyr1(*EASYR1_MODULES)
     root = tmp_path_factory.mktemp("easyr1-demo")
     demo_run = compose("demo", f"run_dir={root / 'run'}")
-    generate_releases(root / "releases", seed=0, subjects=demo_run.generate_releases)
+    generate_releases(root / "releases", seed=0, subjects=demo_run.generate_releases,
+                      findings=demo_run.generate_findings or ALL_FINDINGS)
     build(load_config([f"data_root={root / 'releases'}", f"out_dir={root / 'data'}", "images.workers=0",
                        f"frame.min_pixels={demo_run.frame.min_pixels}", f"frame.max_pixels={demo_run.frame.max_pixels}"],
                       config_name=demo_run.data.config_name))
@@ -109,10 +111,11 @@ def test_every_row_loads_in_the_frame_of_its_ground_truth(demo, easyr1_demo):
         train_loader, val_loader = create_dataloader(config.data, tokenizer, processor)
     image_pad = tokenizer.convert_tokens_to_ids("<|image_pad|>")
     merge = processor.image_processor.merge_size ** 2
-    checked, mismatches = 0, []
+    checked, mismatches, expected = 0, [], 0
     for split, loader in (("train", train_loader), ("val", val_loader)):
         rows = pd.read_parquet(demo["data"] / "grpo" / f"{split}.parquet")
         assert len(loader.dataset) == len(rows) > 0, f"EasyR1 filtered {split} rows"  # no row dropped as overlong
+        expected += len(rows)
         for index in range(len(loader.dataset)):
             example = loader.dataset[index]
             frame = parse_ground_truth(example["ground_truth"]).frame
@@ -124,7 +127,7 @@ def test_every_row_loads_in_the_frame_of_its_ground_truth(demo, easyr1_demo):
             if seen != (frame.width, frame.height, frame.width, frame.height, grid[1] * grid[2]):
                 mismatches.append((split, index, path, seen, frame))
             checked += 1
-    assert checked == 80 and mismatches == []
+    assert checked == expected and mismatches == []
 
 
 def test_reward_manager_scores_with_our_reward_and_logs_every_key(demo, easyr1_demo):
