@@ -68,10 +68,10 @@ def test_stage2_reasons_with_boxes_on_the_findings(demo):
     assert stage2["reasoning_with_box"] >= 0.5 and stage1["reasoning_with_box"] == 0.0, stage2
 
 
-# Measured with this demo (README, "The demo"): seed 0 and seed 1 reach 0.84-0.95 of responses in
+# Measured with this demo (README, "The demo"): our runs reach 0.82-0.98 of responses in
 # the reasoning format with an in-frame box; the degenerate box loops of a few "locate" answers keep
 # some runs under 0.9. Not lowered to pass: recorded here as an expected failure until it holds.
-@pytest.mark.xfail(reason="issue 13: stage 2 reaches 0.84-0.95 reasoning format across seeds, not yet >= 0.9 on every seed",
+@pytest.mark.xfail(reason="issue 13: stage 2 reaches 0.82-0.98 reasoning format across runs, not yet >= 0.9 on every seed",
                    strict=False)
 def test_stage2_reasoning_format_reaches_the_issue_threshold(demo):
     _, stages, _ = demo
@@ -89,8 +89,8 @@ def test_stage3_trains_with_real_advantages_and_logs_every_component(demo):
     assert len(stages["stage3"]["reward_gain_ci95"]) == 2
 
 
-# Measured: the held-out reward gain of GRPO over stage 2 is +0.06 (95% CI [+0.013, +0.105]) on one
-# run and +0.02 ([-0.018, +0.053]) on another: not yet above 0 on every seed.
+# Measured: the held-out reward gain of GRPO over stage 2 was +0.06 (95% CI [+0.013, +0.105]) on one
+# earlier run; with these settings +0.017 ([-0.031, +0.066], seed 0) and -0.026 ([-0.050, -0.004], seed 1).
 @pytest.mark.xfail(reason="issue 13: GRPO's held-out reward gain over stage 2 is not yet significant on every seed",
                    strict=False)
 def test_stage3_raises_the_held_out_reward(demo):
