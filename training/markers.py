@@ -90,7 +90,8 @@ def stage_inputs(cfg: DictConfig, stage: str) -> dict[str, Any]:
     if stage == "data":
         return {"data_root": absolute(cfg.data_root) if cfg.data_root else None, "data_dir": str(data_dir),
                 "data": plain(cfg.data), "frame": frame, "generate_releases": cfg.get("generate_releases", 0),
-                "generate_findings": plain(cfg.get("generate_findings"))}
+                "generate_findings": plain(cfg.get("generate_findings")),
+                "generate_image_size": plain(cfg.get("generate_image_size"))}
     if stage == "cold_start":
         return {"data_dir": str(data_dir), "overrides": plain(cfg.cold_start.overrides),
                 "data": file_digest(data_dir / "manifest.json")}

@@ -133,10 +133,11 @@ def stage_data(cfg: DictConfig) -> None:
     if problems:
         raise StageFailed("data: " + "; ".join(problems))
     if cfg.get("generate_releases"):  # demo: synthetic releases in the real formats
-        findings = cfg.get("generate_findings")
+        findings, size = cfg.get("generate_findings"), cfg.get("generate_image_size")
         run_logged("releases", [sys.executable, "-m", "data_prep.fixtures", absolute(cfg.data_root),
                                 "--seed", str(cfg.get("seed", 0)), "--subjects", str(cfg.generate_releases),
-                                *(["--findings", ",".join(findings)] if findings else [])], cfg)
+                                *(["--findings", ",".join(findings)] if findings else []),
+                                *(["--image-size", "x".join(str(side) for side in size)] if size else [])], cfg)
     run_logged("data", [
         sys.executable, "-m", "data_prep.build", "--config-name", cfg.data.config_name,
         f"data_root={absolute(cfg.data_root)}", f"out_dir={absolute(cfg.data_dir)}",

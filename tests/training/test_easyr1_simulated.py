@@ -67,7 +67,8 @@ def demo(tmp_path_factory):
     root = tmp_path_factory.mktemp("easyr1-demo")
     demo_run = compose("demo", f"run_dir={root / 'run'}")
     generate_releases(root / "releases", seed=0, subjects=demo_run.generate_releases,
-                      findings=demo_run.generate_findings or ALL_FINDINGS)
+                      findings=demo_run.generate_findings or ALL_FINDINGS,
+                      image_size=demo_run.generate_image_size)
     build(load_config([f"data_root={root / 'releases'}", f"out_dir={root / 'data'}", "images.workers=0",
                        f"frame.min_pixels={demo_run.frame.min_pixels}", f"frame.max_pixels={demo_run.frame.max_pixels}"],
                       config_name=demo_run.data.config_name))

@@ -26,3 +26,28 @@ def test_a_full_chain_stops_after_a_build_with_an_empty_output(tmp_path, monkeyp
     cfg.stage = "data"  # building data alone (a partial build can be what one wants): a warning
     run.stage_data(cfg)
     assert "WARNING grpo/train.parquet is empty" in capsys.readouterr().out
+
+
+def test_the_demo_world_is_generated_as_its_run_config_says(tmp_path, monkeypatch):
+    from data_prep.fixtures import main as fixtures_main
+
+    calls = []
+
+    def record(stage, command, cfg, env=None):
+        calls.append((stage, command))
+        (tmp_path / "data").mkdir(exist_ok=True)
+        (tmp_path / "data" / "manifest.json").write_text("{}")
+
+    monkeypatch.setattr(run, "run_logged", record)
+    cfg = OmegaConf.create({
+        "stage": "data", "data_root": str(tmp_path / "releases"), "data_dir": str(tmp_path / "data"), "seed": 4,
+        "generate_releases": 20, "generate_findings": ["Cardiomegaly", "Pneumothorax"], "generate_image_size": [336, 320],
+        "data": {"config_name": "demo", "overrides": []}, "frame": {"min_pixels": 3136, "max_pixels": 12544},
+    })
+    run.stage_data(cfg)
+    stage, command = calls[0]
+    assert stage == "releases" and command[1:3] == ["-m", "data_prep.fixtures"]
+    arguments = command[3:]
+    assert arguments[arguments.index("--findings") + 1] == "Cardiomegaly,Pneumothorax"
+    assert arguments[arguments.index("--image-size") + 1] == "336x320"
+    assert fixtures_main(arguments[:1] + ["--subjects", "6"] + arguments[5:]) == 0  # the fixtures' own parser takes them
