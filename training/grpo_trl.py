@@ -15,7 +15,8 @@ EasyR1 config and maps it onto TRL:
 | worker.actor.loss_avg_mode (seq / token)          | loss_type (grpo / dapo)                         |
 | worker.actor.loss_type (default / gspo)           | importance_sampling_level (token / sequence)    |
 | worker.actor.ppo_epochs                           | num_iterations                                  |
-| worker.actor.optim.lr / weight_decay, max_grad_norm | learning_rate / weight_decay / max_grad_norm  |
+| worker.actor.optim.lr / weight_decay / betas, max_grad_norm | learning_rate / weight_decay / adam_beta1, adam_beta2 / max_grad_norm |
+| worker.actor.optim.lr_scheduler_type, lr_warmup_*, min_lr_ratio | lr_scheduler_type (constant_with_warmup / cosine_with_min_lr), warmup_steps |
 | worker.actor.global_batch_size x rollout.n        | per_device_train_batch_size (responses a step)  |
 | data.rollout_batch_size / global_batch_size       | steps_per_generation                            |
 | trainer.total_epochs / max_steps / logger         | num_train_epochs / max_steps / report_to        |
@@ -28,6 +29,11 @@ policy's initial weights, as in EasyR1. TRL has no dual clip, so a dual-clip con
 (``clip_ratio_dual`` at most exp(20), EasyR1's ratio cap) is refused rather than silently dropped;
 so are EasyR1 loss types TRL cannot express (``gspo_token``, ``cispo``, ``sapo``). TRL's group
 advantages divide by (std + 1e-4) where EasyR1 uses 1e-6.
+
+The optimiser and schedule follow EasyR1's defaults where the recipe is silent (AdamW, weight decay
+1e-2, a constant learning rate after warm-up), not TRL's (no decay, linear decay to 0: that would
+halve the average learning rate). The Hugging Face trainer exempts biases and norms from weight
+decay, where EasyR1 decays every weight.
 
 Every reward component and the share of groups with zero reward spread are logged per step to
 ``<output_dir>/experiment_log.jsonl`` in EasyR1's file-logger format (``training.grpo_log``).
@@ -110,6 +116,33 @@ def objective_arguments(actor: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def optimizer_arguments(optim: dict[str, Any], max_steps: int) -> dict[str, Any]:
+    """EasyR1's optimiser and learning-rate schedule (``worker.actor.optim``, its defaults where a key
+    is absent) as TRL's; a setting TRL cannot express is an error, never dropped."""
+    strategy, schedule = optim.get("strategy", "adamw"), optim.get("lr_scheduler_type", "constant")
+    if strategy != "adamw":
+        raise ValueError(f"worker.actor.optim.strategy={strategy!r}: the TRL backend runs AdamW only; use grpo_backend=easyr1")
+    if schedule not in ("constant", "cosine"):
+        raise ValueError(f"worker.actor.optim.lr_scheduler_type={schedule!r}: EasyR1 knows constant and cosine")
+    beta1, beta2 = optim.get("betas", (0.9, 0.999))
+    mapped: dict[str, Any] = {
+        "learning_rate": optim.get("lr", 1e-6),
+        "weight_decay": optim.get("weight_decay", 1e-2),
+        "adam_beta1": float(beta1), "adam_beta2": float(beta2),
+        "lr_scheduler_type": "constant_with_warmup" if schedule == "constant" else "cosine_with_min_lr",
+    }
+    if schedule == "cosine":  # the same curve: min + (1 - min) * (1 + cos(pi * progress)) / 2
+        mapped["lr_scheduler_kwargs"] = {"min_lr_rate": float(optim.get("min_lr_ratio") or 0.0)}
+    warmup_steps, warmup_ratio = optim.get("lr_warmup_steps"), float(optim.get("lr_warmup_ratio", 0.0))
+    if warmup_steps is not None:
+        mapped["warmup_steps"] = int(warmup_steps)
+    elif warmup_ratio and max_steps > 0:
+        mapped["warmup_steps"] = int(warmup_ratio * max_steps)  # EasyR1 rounds down, the HF trainer up
+    else:
+        mapped["warmup_ratio"] = warmup_ratio  # (epoch-counted runs: the HF trainer's rounding)
+    return mapped
+
+
 def trl_arguments(config: dict[str, Any], output_dir: str, use_bf16: bool, use_gpu: bool) -> dict[str, Any]:
     data, algorithm, trainer = config["data"], config.get("algorithm", {}), config.get("trainer", {})
     actor, rollout = config["worker"]["actor"], config["worker"]["rollout"]
@@ -125,8 +158,6 @@ def trl_arguments(config: dict[str, Any], output_dir: str, use_bf16: bool, use_g
         "max_completion_length": data.get("max_response_length", 512),
         "max_prompt_length": None,  # truncating a VLM prompt would cut image tokens
         "beta": algorithm.get("kl_coef", 0.0) if kl_on else 0.0,
-        "learning_rate": actor.get("optim", {}).get("lr", 1e-6),
-        "weight_decay": actor.get("optim", {}).get("weight_decay", 0.0),
         "max_grad_norm": actor.get("max_grad_norm", 1.0),
         "per_device_train_batch_size": prompts_per_step * n,
         "gradient_accumulation_steps": 1,
@@ -141,6 +172,7 @@ def trl_arguments(config: dict[str, Any], output_dir: str, use_bf16: bool, use_g
         "seed": data.get("seed", 1),
         "remove_unused_columns": False,
         **objective_arguments(actor),
+        **optimizer_arguments(actor.get("optim", {}), trainer.get("max_steps") or -1),
     }
 
 

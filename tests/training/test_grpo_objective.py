@@ -14,7 +14,7 @@ import types
 import pytest
 
 from training.check import easyr1_native_problems
-from training.grpo_trl import EASYR1_RATIO_CAP, objective_arguments, trl_arguments
+from training.grpo_trl import EASYR1_RATIO_CAP, objective_arguments, optimizer_arguments, trl_arguments
 from training.render import ROOT, render
 
 EASYR1 = ROOT.parent / "shared" / "vendor" / "easyr1-b44b311"
@@ -82,6 +82,16 @@ def test_easyr1_ppo_config_accepts_the_rendered_recipe(stage3):
 def easyr1_core_algos(monkeypatch):
     """EasyR1's real core_algos: the installed one, else the vendored source (``codetiming``, a timing
     helper its package ``__init__`` imports, stubbed when absent)."""
+    yield from vendored_verl(monkeypatch, "verl.trainer.core_algos")
+
+
+@pytest.fixture
+def easyr1_torch_functional(monkeypatch):
+    """EasyR1's real learning-rate schedules (``verl.utils.torch_functional``), found as above."""
+    yield from vendored_verl(monkeypatch, "verl.utils.torch_functional")
+
+
+def vendored_verl(monkeypatch, module_name):
     pytest.importorskip("torch")
     if importlib.util.find_spec("verl") is None:
         if not EASYR1.is_dir():
@@ -92,9 +102,7 @@ def easyr1_core_algos(monkeypatch):
             monkeypatch.setitem(sys.modules, "codetiming", stub)
         monkeypatch.syspath_prepend(str(EASYR1))
     before = set(sys.modules)
-    from verl.trainer import core_algos
-
-    yield core_algos
+    yield importlib.import_module(module_name)
     for name in set(sys.modules) - before:  # leave no vendored verl behind for other tests
         if name == "verl" or name.startswith("verl."):
             del sys.modules[name]
@@ -169,3 +177,52 @@ def test_trl_backend_maps_easyr1_token_averaging_and_asymmetric_clip():
                                   "loss_avg_mode": "token", "loss_type": "gspo", "ppo_epochs": 2})
     assert mapped == {"epsilon": 0.2, "epsilon_high": 0.28, "loss_type": "dapo",
                       "importance_sampling_level": "sequence", "num_iterations": 2}
+
+
+@pytest.mark.parametrize("optim", [
+    {"lr": 1e-3},  # EasyR1's defaults: constant, no warm-up, weight decay 1e-2
+    {"lr": 1e-3, "lr_warmup_ratio": 0.15, "weight_decay": 0.0, "betas": [0.9, 0.95]},
+    {"lr": 1e-3, "lr_scheduler_type": "cosine", "lr_warmup_steps": 3, "min_lr_ratio": 0.1},
+    {"lr": 1e-3, "lr_scheduler_type": "cosine", "lr_warmup_ratio": 0.1},
+], ids=["defaults", "constant-warmup", "cosine-min", "cosine"])
+def test_trl_backend_runs_easyr1s_learning_rate_schedule(easyr1_torch_functional, optim, tmp_path):
+    """Every step's learning rate under TRL's trainer equals EasyR1's (its real scheduler functions),
+    and the optimiser's settings are EasyR1's: TRL's own default (linear decay to 0) halves the mean."""
+    import torch
+    from transformers import get_scheduler
+    from trl import GRPOConfig
+
+    steps = 20
+    config = GRPOConfig(output_dir=str(tmp_path), max_steps=steps, use_cpu=True, report_to=[],
+                        **optimizer_arguments(optim, steps))
+    assert (config.weight_decay, config.adam_beta1, config.adam_beta2) == (
+        optim.get("weight_decay", 1e-2), *optim.get("betas", (0.9, 0.999)))
+
+    def rates(make):
+        optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=optim["lr"])
+        schedule, seen = make(optimizer), []
+        for _ in range(steps):
+            seen.append(schedule.get_last_lr()[0])
+            optimizer.step()
+            schedule.step()
+        return seen
+
+    trl = rates(lambda optimizer: get_scheduler(  # as transformers' Trainer.create_scheduler builds it
+        config.lr_scheduler_type, optimizer, num_warmup_steps=config.get_warmup_steps(steps),
+        num_training_steps=steps, scheduler_specific_kwargs=config.lr_scheduler_kwargs))
+    warmup = optim.get("lr_warmup_steps", int(optim.get("lr_warmup_ratio", 0.0) * steps))  # fsdp_workers.py
+    if optim.get("lr_scheduler_type", "constant") == "constant":
+        easyr1 = rates(lambda optimizer: easyr1_torch_functional.get_constant_schedule_with_warmup(
+            optimizer, num_warmup_steps=warmup))
+    else:
+        easyr1 = rates(lambda optimizer: easyr1_torch_functional.get_cosine_schedule_with_warmup(
+            optimizer, num_warmup_steps=warmup, num_training_steps=steps, min_lr_ratio=optim.get("min_lr_ratio")))
+    assert trl == pytest.approx(easyr1, rel=1e-9, abs=1e-12)
+    assert max(easyr1) == pytest.approx(optim["lr"])
+
+
+@pytest.mark.parametrize("setting, message", [
+    ({"strategy": "adamw_bf16"}, "AdamW only"), ({"lr_scheduler_type": "linear"}, "constant and cosine")])
+def test_trl_backend_refuses_an_optimiser_it_cannot_run(setting, message):
+    with pytest.raises(ValueError, match=message):
+        optimizer_arguments(setting, 10)
