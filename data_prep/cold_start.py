@@ -155,10 +155,16 @@ def offline_trace(candidate: Candidate) -> str:
     wanted = [name for name in regions if any(word in text for word in name.split() if len(word) > 4)]
     for name in (wanted or ["right lung", "left lung"])[:3]:
         steps.append(f"I examine the {name} {list(regions[name])}.")
+    # Each part of a long answer is written once in the reasoning and once in \boxed{}: a third copy
+    # in the summary step made a small model loop on what it had already written.
+    sentences = []
     if truth.task == "open_ended" and not truth.boxes:  # a report's sentences (a box answer is step 1's box)
-        steps += [sentence.strip() + "." for sentence in truth.answer.split(".") if sentence.strip()][:6]
-    if truth.task == "open_ended" and truth.boxes:  # a box answer: step 1 holds it, no third copy
+        sentences = [sentence.strip() + "." for sentence in truth.answer.split(".") if sentence.strip()][:6]
+        steps += sentences
+    if truth.task == "open_ended" and truth.boxes:
         steps.append("Taken together, the region of step 1 is the finding.")
+    elif sentences:
+        steps.append("Taken together, these observations make up the answer.")
     else:
         steps.append(f"Taken together, this supports the answer: {candidate.answer_text.rstrip('.')}.")
     reasoning = " ".join(f"Step {n}: {step}" for n, step in enumerate(steps, start=1))

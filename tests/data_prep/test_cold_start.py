@@ -199,6 +199,8 @@ def test_trace_rules():
     report = GroundTruth("open_ended", "Small left pleural effusion. No pneumothorax.", Frame(448, 448))
     trace = offline_trace(Candidate("s1", "Describe the findings.", Path("unused.jpg"), report))
     assert trace_problem(trace, report, rules) is None
+    # each sentence once in the reasoning and once in the answer (a third copy taught loops)
+    assert trace.count("Small left pleural effusion.") == 2 and trace.count("No pneumothorax.") == 2
 
 
 def test_originals_kept_in_place_still_give_traces(releases, make_config, tmp_path):
