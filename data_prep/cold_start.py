@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,6 +144,17 @@ def anatomy_regions(width: int, height: int) -> dict[str, tuple[int, int, int, i
     }
 
 
+# Where a reader looks for a finding the question or answer names (the template's regions; a real
+# teacher chooses its own). Words are matched whole.
+FINDING_REGIONS = {
+    "cardiomegaly": ("cardiac silhouette",), "heart": ("cardiac silhouette",),
+    "effusion": ("right costophrenic angle", "left costophrenic angle"),
+    "effusions": ("right costophrenic angle", "left costophrenic angle"),
+    "pneumothorax": ("right lung", "left lung"),
+    "tube": ("mediastinum",), "catheter": ("mediastinum",), "devices": ("mediastinum",),
+}
+
+
 def offline_trace(candidate: Candidate) -> str:
     """A reasoning trace assembled from the ground truth with a template. Not a model: it exists
     so the whole chain (validation, stage-2 data, training) runs without a model server."""
@@ -152,8 +164,9 @@ def offline_trace(candidate: Candidate) -> str:
     steps = []
     for box in truth.boxes:
         steps.append(f"The region [{', '.join(str(int(round(v))) for v in box)}] shows the finding in question.")
+    named = [region for word in re.findall(r"[a-z]+", text) for region in FINDING_REGIONS.get(word, ())]
     wanted = [name for name in regions if any(word in text for word in name.split() if len(word) > 4)]
-    for name in (wanted or ["right lung", "left lung"])[:3]:
+    for name in (list(dict.fromkeys(named + wanted)) or ["right lung", "left lung"])[:3]:
         steps.append(f"I examine the {name} {list(regions[name])}.")
     # Each part of a long answer is written once in the reasoning and once in \boxed{}: a third copy
     # in the summary step made a small model loop on what it had already written.

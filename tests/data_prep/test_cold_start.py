@@ -198,7 +198,7 @@ def test_trace_rules():
                          rules) == "reasoning_too_long"
     report = GroundTruth("open_ended", "Small left pleural effusion. No pneumothorax.", Frame(448, 448))
     trace = offline_trace(Candidate("s1", "Describe the findings.", Path("unused.jpg"), report))
-    assert trace_problem(trace, report, rules) is None
+    assert trace_problem(trace, report, OmegaConf.merge(rules, {"max_reasoning_chars": 6000})) is None
     # each sentence once in the reasoning and once in the answer (a third copy taught loops)
     assert trace.count("Small left pleural effusion.") == 2 and trace.count("No pneumothorax.") == 2
 
@@ -378,3 +378,20 @@ def test_answers_reset_the_failure_count(tmp_path):
         assert [r.content for r in results] == [None, "ok", None, None, "ok"]  # HTTP errors are answers, not outages
     finally:
         server.close()
+
+
+@pytest.mark.parametrize("question, region", [
+    ("Is there evidence of cardiomegaly in this image?", "cardiac silhouette"),
+    ("Is there evidence of pleural effusion in this image?", "right costophrenic angle"),
+    ("Is there evidence of endotracheal tube in this image?", "mediastinum"),
+    ("Is there an abnormality?", "right lung"),
+])
+def test_the_template_examines_where_the_named_finding_is_seen(question, region):
+    """The offline teacher's regions follow the finding a question names (a fixed pair of lungs for
+    every question would make the trace the same whatever is asked)."""
+    from data_prep.cold_start import anatomy_regions
+
+    truth = GroundTruth("closed", "no", Frame(448, 448))
+    trace = offline_trace(Candidate("s1", question, Path("unused.jpg"), truth))
+    assert f"Step 1: I examine the {region} {list(anatomy_regions(448, 448)[region])}." in trace
+    assert trace.endswith("this supports the answer: no.</think> The answer is: \\boxed{no}")

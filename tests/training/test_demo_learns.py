@@ -63,19 +63,8 @@ def test_stage1_learns_to_see_and_to_report(demo):
 def test_stage2_reasons_with_boxes_on_the_findings(demo):
     _, stages, _ = demo
     stage2, stage1 = stages["stage2"], stages["stage1"]
-    assert stage2["grounding_median_IoU"] >= 0.3, stage2  # the issue's threshold
-    # it learns the format (stage 1 never writes it); the issue's 90% is the expected failure below
-    assert stage2["reasoning_with_box"] >= 0.5 and stage1["reasoning_with_box"] == 0.0, stage2
-
-
-# Measured with this demo (README, "The demo"): our runs reach 0.82-0.98 of responses in
-# the reasoning format with an in-frame box; the degenerate box loops of a few "locate" answers keep
-# some runs under 0.9. Not lowered to pass: recorded here as an expected failure until it holds.
-@pytest.mark.xfail(reason="issue 13: stage 2 reaches 0.82-0.98 reasoning format across runs, not yet >= 0.9 on every seed",
-                   strict=False)
-def test_stage2_reasoning_format_reaches_the_issue_threshold(demo):
-    _, stages, _ = demo
-    assert stages["stage2"]["reasoning_with_box"] >= 0.9, stages["stage2"]
+    assert stage2["grounding_median_IoU"] >= 0.3, stage2  # the issue's thresholds
+    assert stage2["reasoning_with_box"] >= 0.9 and stage1["reasoning_with_box"] == 0.0, stage2
 
 
 def test_stage3_trains_with_real_advantages_and_logs_every_component(demo):
@@ -89,9 +78,11 @@ def test_stage3_trains_with_real_advantages_and_logs_every_component(demo):
     assert len(stages["stage3"]["reward_gain_ci95"]) == 2
 
 
-# Measured: the held-out reward gain of GRPO over stage 2 was +0.06 (95% CI [+0.013, +0.105]) on one
-# earlier run; with these settings +0.017 ([-0.031, +0.066], seed 0) and -0.026 ([-0.050, -0.004], seed 1).
-@pytest.mark.xfail(reason="issue 13: GRPO's held-out reward gain over stage 2 is not yet significant on every seed",
+# Measured (README, "The demo"): GRPO's training rollouts' reward, first 10 steps -> last 10: 0.76 ->
+# 0.86 (seed 0), 0.75 -> 0.71 (seed 1); the held-out reward falls: -0.011 ([-0.066, +0.042], seed 0),
+# -0.055 ([-0.106, -0.003], seed 1), as the policy drifts to the majority yes/no answer. Not lowered
+# to pass: an expected failure until it holds.
+@pytest.mark.xfail(reason="issue 13: GRPO's held-out reward gain over stage 2 is not significant (nor positive) yet",
                    strict=False)
 def test_stage3_raises_the_held_out_reward(demo):
     _, stages, _ = demo
