@@ -31,8 +31,8 @@ so are EasyR1 loss types TRL cannot express (``gspo_token``, ``cispo``, ``sapo``
 advantages divide by (std + 1e-4) where EasyR1 uses 1e-6.
 
 The optimiser and schedule follow EasyR1's defaults where the recipe is silent (AdamW, weight decay
-1e-2, a constant learning rate after warm-up), not TRL's (no decay, linear decay to 0: that would
-halve the average learning rate). The Hugging Face trainer exempts biases and norms from weight
+1e-2, a constant learning rate after warm-up), not TRL's (no weight decay; a learning rate decaying
+linearly to 0, half EasyR1's on average). The Hugging Face trainer exempts biases and norms from weight
 decay, where EasyR1 decays every weight.
 
 Every reward component and the share of groups with zero reward spread are logged per step to
