@@ -150,6 +150,7 @@ def trl_arguments(config: dict[str, Any], output_dir: str, use_bf16: bool, use_g
     kl_on = (config_bool(algorithm.get("use_kl_loss", False), "algorithm.use_kl_loss")
              and not config_bool(algorithm.get("disable_kl", False), "algorithm.disable_kl"))
     loggers = [name for name in trainer.get("logger", []) if name in ("wandb", "tensorboard", "mlflow")]
+    max_steps = trainer.get("max_steps") or -1  # -1: the epochs decide
     return {
         "output_dir": output_dir,
         "num_generations": n,
@@ -163,7 +164,7 @@ def trl_arguments(config: dict[str, Any], output_dir: str, use_bf16: bool, use_g
         "gradient_accumulation_steps": 1,
         "steps_per_generation": max(1, data.get("rollout_batch_size", prompts_per_step) // prompts_per_step),
         "num_train_epochs": trainer.get("total_epochs", 1),
-        "max_steps": trainer.get("max_steps") or -1,
+        "max_steps": max_steps,
         "logging_steps": 1,
         "save_strategy": "no",
         "report_to": loggers,
@@ -172,7 +173,7 @@ def trl_arguments(config: dict[str, Any], output_dir: str, use_bf16: bool, use_g
         "seed": data.get("seed", 1),
         "remove_unused_columns": False,
         **objective_arguments(actor),
-        **optimizer_arguments(actor.get("optim", {}), trainer.get("max_steps") or -1),
+        **optimizer_arguments(actor.get("optim", {}), max_steps),
     }
 
 
