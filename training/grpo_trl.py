@@ -6,9 +6,10 @@ EasyR1 config and maps it onto TRL:
 | EasyR1 key                                        | TRL (GRPOConfig / trainer)                      |
 | ------------------------------------------------- | ----------------------------------------------- |
 | worker.actor.model.model_path                     | the policy (and, with a KL term, the reference) |
+| worker.actor.model.freeze_vision_tower            | the vision tower's weights stay as loaded       |
 | data.train_files, image_dir, prompt/answer/image keys | the dataset: conversational prompt + images  |
 | data.format_prompt (Jinja, ``content`` = prompt)  | applied to every prompt, as EasyR1 does         |
-| worker.rollout.n / temperature / top_p            | num_generations / temperature / top_p           |
+| worker.rollout.n / temperature / top_p / top_k    | num_generations / temperature / top_p / top_k   |
 | data.max_response_length                          | max_completion_length                           |
 | algorithm.kl_coef (use_kl_loss, not disable_kl)   | beta (0 when the KL term is off)                |
 | worker.actor.clip_ratio_low / clip_ratio_high     | epsilon / epsilon_high                          |
@@ -28,7 +29,9 @@ term is the k3 estimator of eq. 3 (unclamped, where EasyR1 clamps), to a referen
 policy's initial weights, as in EasyR1. TRL has no dual clip, so a dual-clip constant that can bind
 (``clip_ratio_dual`` at most exp(20), EasyR1's ratio cap) is refused rather than silently dropped;
 so are EasyR1 loss types TRL cannot express (``gspo_token``, ``cispo``, ``sapo``). TRL's group
-advantages divide by (std + 1e-4) where EasyR1 uses 1e-6.
+advantages divide by (std + 1e-4) where EasyR1 uses 1e-6. Other settings that change what is learned
+and have no TRL mapping (another advantage estimator or KL estimator, online filtering, LoRA) are
+refused too (``refuse_what_trl_cannot_run``).
 
 The optimiser and schedule follow EasyR1's defaults where the recipe is silent (AdamW, weight decay
 1e-2, a constant learning rate after warm-up), not TRL's (no weight decay; a learning rate decaying
@@ -91,6 +94,25 @@ def load_dataset(config: dict[str, Any]):
     return dataset.cast_column("images", Sequence(ImageFeature()))
 
 
+def refuse_what_trl_cannot_run(config: dict[str, Any]) -> None:
+    """Settings of the EasyR1 recipe that change what is learned and that this backend has no
+    mapping for: an error naming each one, never a run that silently differs from the recipe."""
+    algorithm, worker = config.get("algorithm", {}), config["worker"]
+    problems = []
+    if algorithm.get("adv_estimator", "grpo") != "grpo":
+        problems.append(f"algorithm.adv_estimator={algorithm['adv_estimator']!r} (TRL's GRPOTrainer runs grpo only)")
+    kl_on = (config_bool(algorithm.get("use_kl_loss", False), "algorithm.use_kl_loss")
+             and not config_bool(algorithm.get("disable_kl", False), "algorithm.disable_kl"))
+    if kl_on and algorithm.get("kl_penalty", "kl") != "low_var_kl":
+        problems.append(f"algorithm.kl_penalty={algorithm.get('kl_penalty', 'kl')!r} (TRL's KL term is k3, low_var_kl)")
+    if config_bool(algorithm.get("online_filtering", False), "algorithm.online_filtering"):
+        problems.append("algorithm.online_filtering=true (TRL 0.24 has no online filtering)")
+    if int((worker["actor"].get("model", {}).get("lora") or {}).get("rank", 0) or 0) > 0:
+        problems.append("worker.actor.model.lora.rank > 0 (this backend trains every weight)")
+    if problems:
+        raise ValueError("the TRL GRPO backend cannot run: " + "; ".join(problems) + ". Use grpo_backend=easyr1.")
+
+
 def objective_arguments(actor: dict[str, Any]) -> dict[str, Any]:
     """EasyR1's policy-loss settings as TRL's; a setting TRL cannot express is an error, never dropped.
 
@@ -143,6 +165,19 @@ def optimizer_arguments(optim: dict[str, Any], max_steps: int) -> dict[str, Any]
     return mapped
 
 
+def freeze_vision_tower(model) -> int:
+    """Stop the vision tower's weights from training, as EasyR1's ``freeze_vision_tower`` does; the
+    number of weights frozen. A model without one is an error: the recipe asked for something
+    this model cannot do."""
+    tower = getattr(getattr(model, "model", None), "visual", None)  # transformers >= 4.52
+    if tower is None:
+        tower = getattr(model, "visual", None)
+    if tower is None:
+        raise ValueError("worker.actor.model.freeze_vision_tower=true, but the model has no vision tower (model.visual)")
+    tower.requires_grad_(False)
+    return sum(p.numel() for p in tower.parameters())
+
+
 def trl_arguments(config: dict[str, Any], output_dir: str, use_bf16: bool, use_gpu: bool) -> dict[str, Any]:
     data, algorithm, trainer = config["data"], config.get("algorithm", {}), config.get("trainer", {})
     actor, rollout = config["worker"]["actor"], config["worker"]["rollout"]
@@ -156,6 +191,7 @@ def trl_arguments(config: dict[str, Any], output_dir: str, use_bf16: bool, use_g
         "num_generations": n,
         "temperature": rollout.get("temperature", 1.0),
         "top_p": rollout.get("top_p", 1.0),
+        "top_k": None if int(rollout.get("top_k", -1)) <= 0 else int(rollout["top_k"]),  # EasyR1: -1 is off
         "max_completion_length": data.get("max_response_length", 512),
         "max_prompt_length": None,  # truncating a VLM prompt would cut image tokens
         "beta": algorithm.get("kl_coef", 0.0) if kl_on else 0.0,
@@ -187,6 +223,7 @@ def train(config_path: Path, output_dir: Path) -> dict[str, Any]:
     from training.grpo_log import ExperimentLog, RewardRecorder
 
     config = OmegaConf.to_container(OmegaConf.load(config_path), resolve=True)
+    refuse_what_trl_cannot_run(config)
     model_path = config["worker"]["actor"]["model"]["model_path"]
     reward = config["worker"]["reward"]
     recorder = RewardRecorder(load_callable(reward["reward_function"], default_function="main"),
@@ -198,6 +235,9 @@ def train(config_path: Path, output_dir: Path) -> dict[str, Any]:
     use_bf16 = use_gpu and torch.cuda.is_bf16_supported()  # fp32 on GPUs without bf16 (fp16 is unstable for RL)
     processor = AutoProcessor.from_pretrained(model_path)
     model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=torch.bfloat16 if use_bf16 else torch.float32)
+    if config_bool(config["worker"]["actor"]["model"].get("freeze_vision_tower", False),
+                   "worker.actor.model.freeze_vision_tower"):
+        print(f"vision tower frozen: {freeze_vision_tower(model):,} weights")
     suppressed = [i for i in processor.tokenizer.convert_tokens_to_ids(list(VISION_TOKENS)) if i is not None]
     arguments = GRPOConfig(**trl_arguments(config, str(output_dir), use_bf16, use_gpu),
                            generation_kwargs={"suppress_tokens": suppressed})

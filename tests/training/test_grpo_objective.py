@@ -14,7 +14,13 @@ import types
 import pytest
 
 from training.check import easyr1_native_problems
-from training.grpo_trl import EASYR1_RATIO_CAP, objective_arguments, optimizer_arguments, trl_arguments
+from training.grpo_trl import (
+    EASYR1_RATIO_CAP,
+    objective_arguments,
+    optimizer_arguments,
+    refuse_what_trl_cannot_run,
+    trl_arguments,
+)
 from training.render import ROOT, render
 
 EASYR1 = ROOT.parent / "shared" / "vendor" / "easyr1-b44b311"
@@ -226,3 +232,31 @@ def test_trl_backend_runs_easyr1s_learning_rate_schedule(easyr1_torch_functional
 def test_trl_backend_refuses_an_optimiser_it_cannot_run(setting, message):
     with pytest.raises(ValueError, match=message):
         optimizer_arguments(setting, 10)
+
+
+@pytest.mark.parametrize("path, value, message", [
+    ("algorithm.adv_estimator", "rloo", "adv_estimator='rloo'"),
+    ("algorithm.kl_penalty", "kl", "kl_penalty='kl'"),
+    ("algorithm.online_filtering", True, "online_filtering"),
+    ("worker.actor.model.lora.rank", 8, "lora.rank"),
+])
+def test_trl_backend_refuses_recipe_settings_it_has_no_mapping_for(stage3, path, value, message):
+    """The rendered stage-3 recipe runs; each setting that would change what is learned, and that
+    TRL cannot run, stops the backend before any model loads (it was silently ignored before)."""
+    import copy
+
+    refuse_what_trl_cannot_run(stage3)
+    changed = copy.deepcopy(stage3)
+    *parents, key = path.split(".")
+    section = changed
+    for name in parents:
+        section = section.setdefault(name, {})
+    section[key] = value
+    with pytest.raises(ValueError, match=message):
+        refuse_what_trl_cannot_run(changed)
+
+
+def test_trl_backend_maps_easyr1s_top_k(stage3, tmp_path):
+    assert trl_arguments(stage3, str(tmp_path), use_bf16=False, use_gpu=False)["top_k"] is None  # EasyR1: -1, off
+    stage3["worker"]["rollout"]["top_k"] = 20
+    assert trl_arguments(stage3, str(tmp_path), use_bf16=False, use_gpu=False)["top_k"] == 20

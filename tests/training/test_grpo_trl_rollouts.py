@@ -1,7 +1,10 @@
-"""The TRL GRPO backend's rollouts see the image: a policy that never receives the radiograph can
-still learn the format and the answers' prior (the demo's GRPO drifts to the majority yes/no), so
-the backend's real ``train`` runs one step on a tiny Qwen2.5-VL and the vision tower must have
-encoded every rollout prompt's image, at its frame."""
+"""One real step of the TRL GRPO backend on a tiny Qwen2.5-VL: its rollouts see the image, and the
+recipe's ``freeze_vision_tower`` holds.
+
+A policy that never receives the radiograph can still learn the format and the answers' prior (the
+demo's GRPO drifts to the majority yes/no), so the vision tower must encode every rollout prompt's
+image, at its frame. EasyR1 reads ``worker.actor.model.freeze_vision_tower``; a backend that dropped
+it would train a tower the recipe froze."""
 
 import json
 
@@ -15,12 +18,11 @@ from PIL import Image
 from training import grpo_trl, tiny_model
 from training.render import render
 
-pytestmark = pytest.mark.slow  # a TRL trainer on CPU: ~20 s
+pytestmark = pytest.mark.slow  # a TRL trainer on CPU: ~20 s a test
 
 
-def test_every_rollout_prompt_reaches_the_vision_tower(compose_run, tmp_path, monkeypatch):
-    from transformers import AutoModelForImageTextToText
-
+def one_step_config(compose_run, tmp_path, **actor_model):
+    """A rendered demo stage-3 config for one GRPO step of 2 prompts x 2 rollouts on a tiny model."""
     model_dir = tiny_model.build(tmp_path / "tiny", min_pixels=3136, max_pixels=12544)
     data_dir = tmp_path / "data"
     (data_dir / "images").mkdir(parents=True)
@@ -40,9 +42,17 @@ def test_every_rollout_prompt_reaches_the_vision_tower(compose_run, tmp_path, mo
     config.worker.actor.global_batch_size = config.data.rollout_batch_size = 2
     config.data.max_response_length = 8
     config.trainer.max_steps = 1
+    for key, value in actor_model.items():
+        config.worker.actor.model[key] = value
     config_path = tmp_path / "stage3.yaml"
     config_path.write_text(OmegaConf.to_yaml(config))
+    return config_path, model_dir
 
+
+def test_every_rollout_prompt_reaches_the_vision_tower(compose_run, tmp_path, monkeypatch):
+    from transformers import AutoModelForImageTextToText
+
+    config_path, _ = one_step_config(compose_run, tmp_path)
     seen = []  # the image grids the vision tower encoded
     load = AutoModelForImageTextToText.from_pretrained
 
@@ -62,3 +72,39 @@ def test_every_rollout_prompt_reaches_the_vision_tower(compose_run, tmp_path, mo
     # 2 prompts x 2 rollouts, each with its 112 x 112 image (a 1 x 8 x 8 grid of 14-pixel patches),
     # in generation and again in the policy's forward pass
     assert len(grids) >= 4 and all(grid == [1, 8, 8] for grid in grids), seen
+
+
+@pytest.mark.parametrize("frozen", [True, False])
+def test_freeze_vision_tower_holds_the_towers_weights(compose_run, tmp_path, monkeypatch, frozen):
+    from safetensors.torch import load_file
+
+    config_path, model_dir = one_step_config(compose_run, tmp_path, freeze_vision_tower=frozen)
+    config = OmegaConf.load(config_path)
+    config.worker.actor.optim.lr = 1e-2  # one step must visibly move whatever trains
+    config.algorithm.kl_coef = 0.0
+    OmegaConf.save(config, config_path)
+    # a reward that differs within each group, so that the step has an advantage to follow
+    import rewards.trl_adapter as adapter
+    wrap = adapter.easyr1_reward_as_trl
+
+    def varied(function, **kwargs):
+        score = wrap(function, **kwargs)
+        def reward(*args, **inner):
+            return [float(i % 2) for i in range(len(score(*args, **inner)))]
+        reward.__name__ = score.__name__
+        return reward
+
+    monkeypatch.setattr(adapter, "easyr1_reward_as_trl", varied)
+    grpo_trl.train(config_path, tmp_path / "out")
+    before, after = load_file(model_dir / "model.safetensors"), load_file(tmp_path / "out" / "model.safetensors")
+    vision = [name for name in before if ".visual." in name or name.startswith("visual.")]
+    language = [name for name in before if "language_model" in name or ".layers." in name and name not in vision]
+    assert vision and language
+    assert any(not torch.equal(before[name], after[name]) for name in language)  # the step trained
+    tower_moved = any(not torch.equal(before[name], after[name]) for name in vision)
+    assert tower_moved is not frozen
+
+
+def test_freeze_vision_tower_refuses_a_model_without_one():
+    with pytest.raises(ValueError, match="no vision tower"):
+        grpo_trl.freeze_vision_tower(torch.nn.Linear(2, 2))
