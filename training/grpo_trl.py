@@ -94,6 +94,12 @@ def load_dataset(config: dict[str, Any]):
     return dataset.cast_column("images", Sequence(ImageFeature()))
 
 
+def kl_term_on(algorithm: dict[str, Any]) -> bool:
+    """EasyR1's KL loss term is in the objective: ``use_kl_loss`` and not ``disable_kl``."""
+    return (config_bool(algorithm.get("use_kl_loss", False), "algorithm.use_kl_loss")
+            and not config_bool(algorithm.get("disable_kl", False), "algorithm.disable_kl"))
+
+
 def refuse_what_trl_cannot_run(config: dict[str, Any]) -> None:
     """Settings of the EasyR1 recipe that change what is learned and that this backend has no
     mapping for: an error naming each one, never a run that silently differs from the recipe."""
@@ -101,9 +107,7 @@ def refuse_what_trl_cannot_run(config: dict[str, Any]) -> None:
     problems = []
     if algorithm.get("adv_estimator", "grpo") != "grpo":
         problems.append(f"algorithm.adv_estimator={algorithm['adv_estimator']!r} (TRL's GRPOTrainer runs grpo only)")
-    kl_on = (config_bool(algorithm.get("use_kl_loss", False), "algorithm.use_kl_loss")
-             and not config_bool(algorithm.get("disable_kl", False), "algorithm.disable_kl"))
-    if kl_on and algorithm.get("kl_penalty", "kl") != "low_var_kl":
+    if kl_term_on(algorithm) and algorithm.get("kl_penalty", "kl") != "low_var_kl":
         problems.append(f"algorithm.kl_penalty={algorithm.get('kl_penalty', 'kl')!r} (TRL's KL term is k3, low_var_kl)")
     if config_bool(algorithm.get("online_filtering", False), "algorithm.online_filtering"):
         problems.append("algorithm.online_filtering=true (TRL 0.24 has no online filtering)")
@@ -182,8 +186,6 @@ def trl_arguments(config: dict[str, Any], output_dir: str, use_bf16: bool, use_g
     data, algorithm, trainer = config["data"], config.get("algorithm", {}), config.get("trainer", {})
     actor, rollout = config["worker"]["actor"], config["worker"]["rollout"]
     n, prompts_per_step = rollout.get("n", 5), actor.get("global_batch_size", 1)
-    kl_on = (config_bool(algorithm.get("use_kl_loss", False), "algorithm.use_kl_loss")
-             and not config_bool(algorithm.get("disable_kl", False), "algorithm.disable_kl"))
     loggers = [name for name in trainer.get("logger", []) if name in ("wandb", "tensorboard", "mlflow")]
     max_steps = trainer.get("max_steps") or -1  # -1: the epochs decide
     return {
@@ -194,7 +196,7 @@ def trl_arguments(config: dict[str, Any], output_dir: str, use_bf16: bool, use_g
         "top_k": None if int(rollout.get("top_k", -1)) <= 0 else int(rollout["top_k"]),  # EasyR1: -1 is off
         "max_completion_length": data.get("max_response_length", 512),
         "max_prompt_length": None,  # truncating a VLM prompt would cut image tokens
-        "beta": algorithm.get("kl_coef", 0.0) if kl_on else 0.0,
+        "beta": algorithm.get("kl_coef", 0.0) if kl_term_on(algorithm) else 0.0,
         "max_grad_norm": actor.get("max_grad_norm", 1.0),
         "per_device_train_batch_size": prompts_per_step * n,
         "gradient_accumulation_steps": 1,

@@ -98,7 +98,7 @@ def test_freeze_vision_tower_holds_the_towers_weights(compose_run, tmp_path, mon
     grpo_trl.train(config_path, tmp_path / "out")
     before, after = load_file(model_dir / "model.safetensors"), load_file(tmp_path / "out" / "model.safetensors")
     vision = [name for name in before if ".visual." in name or name.startswith("visual.")]
-    language = [name for name in before if "language_model" in name or ".layers." in name and name not in vision]
+    language = [name for name in before if name not in vision and ("language_model" in name or ".layers." in name)]
     assert vision and language
     assert any(not torch.equal(before[name], after[name]) for name in language)  # the step trained
     tower_moved = any(not torch.equal(before[name], after[name]) for name in vision)
