@@ -100,9 +100,9 @@ def kl_term_on(algorithm: dict[str, Any]) -> bool:
             and not config_bool(algorithm.get("disable_kl", False), "algorithm.disable_kl"))
 
 
-def refuse_what_trl_cannot_run(config: dict[str, Any]) -> None:
+def unsupported_settings(config: dict[str, Any]) -> list[str]:
     """Settings of the EasyR1 recipe that change what is learned and that this backend has no
-    mapping for: an error naming each one, never a run that silently differs from the recipe."""
+    mapping for, one line each (``training.run``'s pre-flight reads them before stage 1)."""
     algorithm, worker = config.get("algorithm", {}), config["worker"]
     problems = []
     if algorithm.get("adv_estimator", "grpo") != "grpo":
@@ -113,6 +113,12 @@ def refuse_what_trl_cannot_run(config: dict[str, Any]) -> None:
         problems.append("algorithm.online_filtering=true (TRL 0.24 has no online filtering)")
     if int((worker["actor"].get("model", {}).get("lora") or {}).get("rank", 0) or 0) > 0:
         problems.append("worker.actor.model.lora.rank > 0 (this backend trains every weight)")
+    return problems
+
+
+def refuse_what_trl_cannot_run(config: dict[str, Any]) -> None:
+    """An error naming each ``unsupported_settings``, never a run that silently differs from the recipe."""
+    problems = unsupported_settings(config)
     if problems:
         raise ValueError("the TRL GRPO backend cannot run: " + "; ".join(problems) + ". Use grpo_backend=easyr1.")
 

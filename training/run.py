@@ -99,6 +99,10 @@ def check_all(cfg: DictConfig, notes: list[str] | None = None) -> dict[str, list
         problems["stage3"] += check.best_checkpoint_problems(config, cfg.get("merge", {}).get("checkpoint", "best"))
         problems["stage3"] += check.easyr1_world_problems(config) + check.easyr1_dir_problems(
             absolute(cfg.launch.easyr1_dir) if cfg.launch.easyr1_dir else None)
+    elif cfg.grpo_backend == "trl":  # what the TRL backend would refuse at stage 3, said before stage 1
+        from training.grpo_trl import unsupported_settings
+
+        problems["stage3"] += [f"grpo_backend=trl cannot run {setting}" for setting in unsupported_settings(config)]
     produced.add(str(run_path(cfg, "stage2")))
     start = config["worker"]["actor"]["model"]["model_path"]
     if not Path(start).exists() and start not in produced:

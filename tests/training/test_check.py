@@ -54,6 +54,11 @@ def test_broken_easyr1_recipes_fail_loudly(compose_run, tmp_path, override, expe
     assert any(expected in p for p in problems), problems
 
 
+def test_a_setting_the_trl_backend_cannot_run_is_reported_before_stage_1(compose_run, tmp_path):
+    problems = check_all(compose_run("demo", f"run_dir={tmp_path}", "+overrides.stage3.algorithm.adv_estimator=rloo"))
+    assert any("grpo_backend=trl cannot run algorithm.adv_estimator='rloo'" in p for p in problems["stage3"]), problems
+
+
 def test_datasets_must_be_registered_once_data_exists(compose_run, tmp_path):
     cfg = compose_run("default", f"run_dir={tmp_path}")
     (tmp_path / "data").mkdir()
