@@ -162,20 +162,24 @@ def offline_trace(candidate: Candidate) -> str:
     regions = anatomy_regions(frame.width, frame.height)
     text = f"{candidate.prompt} {candidate.answer_text}".lower()
     steps = []
-    for box in truth.boxes:
-        steps.append(f"The region [{', '.join(str(int(round(v))) for v in box)}] shows the finding in question.")
     named = [region for word in re.findall(r"[a-z]+", text) for region in FINDING_REGIONS.get(word, ())]
     wanted = [name for name in regions if any(word in text for word in name.split() if len(word) > 4)]
     for name in (list(dict.fromkeys(named + wanted)) or ["right lung", "left lung"])[:3]:
         steps.append(f"I examine the {name} {list(regions[name])}.")
+    # The finding's own boxes come last, next to the answer that repeats them: written first, three
+    # steps before \boxed{}, a small model's answer box did not copy its reasoning's (README, "The demo").
+    first_finding_step = len(steps) + 1
+    for box in truth.boxes:
+        steps.append(f"The region [{', '.join(str(int(round(v))) for v in box)}] shows the finding in question.")
     # Each part of a long answer is written once in the reasoning and once in \boxed{}: a third copy
     # in the summary step made a small model loop on what it had already written.
     sentences = []
-    if truth.task == "open_ended" and not truth.boxes:  # a report's sentences (a box answer is step 1's box)
+    if truth.task == "open_ended" and not truth.boxes:  # a report's sentences (a box answer is its finding step's box)
         sentences = [sentence.strip() + "." for sentence in truth.answer.split(".") if sentence.strip()][:6]
         steps += sentences
     if truth.task == "open_ended" and truth.boxes:
-        steps.append("Taken together, the region of step 1 is the finding.")
+        steps.append(f"Taken together, the region of step {first_finding_step} is the finding." if len(truth.boxes) == 1 else
+                     f"Taken together, the regions of steps {first_finding_step} to {len(steps)} are the finding.")
     elif sentences:
         steps.append("Taken together, these observations make up the answer.")
     else:

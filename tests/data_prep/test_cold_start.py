@@ -10,6 +10,7 @@ from omegaconf import OmegaConf
 
 from data_prep.cold_start import Candidate, load_candidates, offline_trace, parse_verdict, synthesize, trace_problem
 from data_prep.endpoint import EndpointConfig, RemoteEndpointRefused, check_endpoint_policy
+from rewards.boxes import parse_boxes
 from rewards.frame import Frame
 from rewards.ground_truth import GroundTruth
 from tests.chat_server import FakeChatServer, completion
@@ -395,3 +396,21 @@ def test_the_template_examines_where_the_named_finding_is_seen(question, region)
     trace = offline_trace(Candidate("s1", question, Path("unused.jpg"), truth))
     assert f"Step 1: I examine the {region} {list(anatomy_regions(448, 448)[region])}." in trace
     assert trace.endswith("this supports the answer: no.</think> The answer is: \\boxed{no}")
+
+
+@pytest.mark.parametrize("boxes", [[(61.33, 60.67, 98.33, 94.33)], [(8.0, 78.0, 33.0, 100.0), (78.0, 78.0, 103.0, 100.0)]])
+def test_a_locate_trace_ends_with_the_finding_boxes_its_answer_repeats(boxes):
+    """The finding's boxes are the reasoning's last steps, right before the answer that repeats them,
+    and the summary names those steps (written first, a small model's answer box did not copy them)."""
+    answer = ", ".join(f"[{', '.join(str(int(round(v))) for v in box)}]" for box in boxes)
+    truth = GroundTruth("open_ended", answer, Frame(112, 112), boxes=tuple(boxes))
+    trace = offline_trace(Candidate("s1", 'Locate the finding "Left basilar opacity."', Path("unused.jpg"), truth))
+    reasoning, boxed = trace.split("</think>")
+    steps = [step.strip() for step in re.split(r"Step \d+: ", reasoning.removeprefix("<think>")) if step.strip()]
+    finding_steps = steps[-1 - len(boxes):-1]
+    assert all(step.startswith("The region [") and step.endswith("] shows the finding in question.") for step in finding_steps)
+    assert [parse_boxes(step)[0] for step in finding_steps] == [tuple(float(int(round(v))) for v in box) for box in boxes]
+    first = len(steps) - len(boxes)
+    assert steps[-1] == (f"Taken together, the region of step {first} is the finding." if len(boxes) == 1 else
+                         f"Taken together, the regions of steps {first} to {len(steps) - 1} are the finding.")
+    assert boxed == f" The answer is: \\boxed{{{answer}}}"
