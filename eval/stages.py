@@ -12,7 +12,9 @@ reward's JSON, and its ``frame``). What each stage should move, measured on ever
   read with the generated world's vocabulary (``world_labels``), against a fixed normal report
   (stage 1);
 - the share of responses in the reasoning format with at least one box inside the frame, and
-  phrase grounding's best-box IoU (``eval.grounding``: mean, median, IoU@0.5) (stage 2);
+  phrase grounding's best-box IoU (``eval.grounding``: mean, median, IoU@0.5) (stage 2), with the
+  median IoU of the final answer's box against the best coarse anatomical region's, an image-blind
+  floor that the reasoning's region boxes alone come near;
 - the GRPO reward (``rewards.deepmedix``, the same keyword arguments as training) on every item,
   with a paired bootstrap 95% interval of each stage's gain over the previous one (stage 3).
 
@@ -143,8 +145,13 @@ def stage_metrics(rows: list[dict[str, Any]], items: dict[str, dict[str, Any]], 
             [in_frame_reasoning(r.get("raw_output", ""), frames[r["id"]]) for r in with_frame]))
     if grounding_rows:
         ious = np.array([grounding.best_iou(r) for r in grounding_rows])
+        answers = [grounding.answer_iou(r) for r in grounding_rows]
+        regions = [grounding.region_iou(r, frames[r["id"]]) for r in grounding_rows if r["id"] in frames]
         metrics.update(grounding_mean_IoU=float(ious.mean()), grounding_median_IoU=float(np.median(ious)),
-                       grounding_IoU50=float((ious >= 0.5).mean()), grounding_n=len(grounding_rows))
+                       grounding_IoU50=float((ious >= 0.5).mean()), grounding_n=len(grounding_rows),
+                       grounding_answer_median_IoU=float(np.median(answers)))
+        if regions:  # the image-blind floor the boxes must beat (eval.grounding.region_iou)
+            metrics["grounding_region_median_IoU"] = float(np.median(regions))
     if scored:
         results = rewards_of(scored, items, kwargs)
         metrics["reward_mean"] = float(np.mean([r["overall"] for r in results]))
@@ -211,6 +218,8 @@ TABLE = (  # (metric key, column title)
     ("report_label_f1", "report label F1"), ("normal_report_label_f1", "normal-report F1"),
     ("reasoning_with_box", "reasoning + in-frame box"), ("grounding_mean_IoU", "grounding mean IoU"),
     ("grounding_median_IoU", "grounding median IoU"), ("grounding_IoU50", "grounding IoU@0.5"),
+    ("grounding_answer_median_IoU", "answer-box median IoU"),
+    ("grounding_region_median_IoU", "best anatomical region median IoU (image-blind)"),
     ("reward_mean", "mean GRPO reward"), ("reward_gain_ci95", "reward gain vs previous (95% CI)"),
 )
 

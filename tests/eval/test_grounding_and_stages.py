@@ -32,6 +32,29 @@ def test_best_iou_takes_the_best_box_of_reasoning_and_answer():
         grounding.best_iou(grounding_row("e", [], truth="left lung"))
 
 
+def test_answer_iou_reads_the_final_answer_alone():
+    """The reasoning's boxes lift the best-box IoU but not the answer's: a right box examined on the
+    way and a wrong (or malformed) box answered scores 1 and 0."""
+    right_reasoning = grounding_row("a", [(60, 60, 100, 100)], reasoning_boxes=[(10, 10, 50, 50)])
+    assert grounding.best_iou(right_reasoning) == pytest.approx(1.0)
+    assert grounding.answer_iou(right_reasoning) == 0.0
+    assert grounding.answer_iou(grounding_row("b", [(10, 10, 50, 30)])) == pytest.approx(0.5)
+    assert grounding.answer_iou(grounding_row("c", [(10, 50, 50, 10)])) == 0.0  # y2 < y1: no box
+    with pytest.raises(ValueError, match="holds no box"):
+        grounding.answer_iou(grounding_row("d", [(10, 10, 50, 50)], truth="left lung"))
+
+
+def test_region_iou_is_the_best_anatomical_region_whatever_the_prediction():
+    from data_prep.cold_start import anatomy_regions
+
+    left_lung = anatomy_regions(112, 112)["left lung"]
+    truth = ", ".join(str(list(box)) for box in [left_lung])
+    assert grounding.region_iou(grounding_row("a", [], truth=truth), FRAME) == pytest.approx(1.0)
+    assert grounding.region_iou(grounding_row("b", [(10, 10, 50, 50)], truth=truth), FRAME) == pytest.approx(1.0)
+    small = grounding_row("c", [], truth="[100, 2, 110, 12]")  # a corner no region covers
+    assert grounding.region_iou(small, FRAME) == 0.0
+
+
 def test_score_reports_grounding_iou_separately_from_vqa(tmp_path):
     rows = [grounding_row("a", [(10, 10, 50, 50)]), grounding_row("b", [(10, 10, 50, 30)]),
             grounding_row("c", []),
@@ -44,6 +67,8 @@ def test_score_reports_grounding_iou_separately_from_vqa(tmp_path):
     assert metrics["grounding"]["mean_IoU"]["value"] == pytest.approx(0.5)
     assert metrics["grounding"]["IoU@0.5"]["value"] == pytest.approx(2 / 3)
     assert metrics["grounding"]["with_box"]["value"] == pytest.approx(2 / 3)
+    assert metrics["grounding"]["answer_mean_IoU"]["value"] == pytest.approx(0.5)
+    assert metrics["grounding"]["answer_median_IoU"]["value"] == pytest.approx(0.5)
     assert metrics["vqa_overall"]["n"] == 1 and metrics["rows"] == 4
 
 
@@ -106,6 +131,8 @@ def test_compare_stages_on_the_same_items(tmp_path):
     assert base["report_label_f1"] == 0.0 == base["normal_report_label_f1"]
     assert stage2["reasoning_with_box"] == 1.0 and base["reasoning_with_box"] == 0.0
     assert stage2["grounding_median_IoU"] == 1.0 and base["grounding_mean_IoU"] == 0.0
+    assert stage2["grounding_answer_median_IoU"] == 1.0 and base["grounding_answer_median_IoU"] == 0.0
+    assert 0 < base["grounding_region_median_IoU"] == stage2["grounding_region_median_IoU"] < 1
     assert stage2["reward_mean"] > base["reward_mean"] and stage2["reward_gain_ci95"][0] > 0
     assert summary["grpo_training"]["zero_spread_share_mean"] == pytest.approx(0.375)
     assert {"stages.md", "stages.csv", "stages.png", "reward_curve.png"} <= set(summary["files"])

@@ -65,6 +65,9 @@ def test_stage2_reasons_with_boxes_on_the_findings(demo):
     stage2, stage1 = stages["stage2"], stages["stage1"]
     assert stage2["grounding_median_IoU"] >= 0.3, stage2  # the issue's thresholds
     assert stage2["reasoning_with_box"] >= 0.9 and stage1["reasoning_with_box"] == 0.0, stage2
+    # Beyond the issue: the best anatomical region, image-blind, already reaches a median IoU of ~0.38,
+    # over the 0.3 above; the answer's own box must clearly beat it (measured: 0.71-0.78 against 0.38-0.39).
+    assert stage2["grounding_answer_median_IoU"] >= stage2["grounding_region_median_IoU"] + 0.2, stage2
 
 
 def test_stage3_trains_with_real_advantages_and_logs_every_component(demo):
