@@ -146,12 +146,12 @@ def stage_metrics(rows: list[dict[str, Any]], items: dict[str, dict[str, Any]], 
     if grounding_rows:
         ious = np.array([grounding.best_iou(r) for r in grounding_rows])
         answers = [grounding.answer_iou(r) for r in grounding_rows]
-        regions = [grounding.region_iou(r, frames[r["id"]]) for r in grounding_rows if r["id"] in frames]
         metrics.update(grounding_mean_IoU=float(ious.mean()), grounding_median_IoU=float(np.median(ious)),
                        grounding_IoU50=float((ious >= 0.5).mean()), grounding_n=len(grounding_rows),
                        grounding_answer_median_IoU=float(np.median(answers)))
-        if regions:  # the image-blind floor the boxes must beat (eval.grounding.region_iou)
-            metrics["grounding_region_median_IoU"] = float(np.median(regions))
+        if all(r["id"] in frames for r in grounding_rows):  # a floor over every item or none, never a subset
+            metrics["grounding_region_median_IoU"] = float(np.median(
+                [grounding.region_iou(r, frames[r["id"]]) for r in grounding_rows]))  # the image-blind floor
     if scored:
         results = rewards_of(scored, items, kwargs)
         metrics["reward_mean"] = float(np.mean([r["overall"] for r in results]))

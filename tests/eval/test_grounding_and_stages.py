@@ -138,6 +138,11 @@ def test_compare_stages_on_the_same_items(tmp_path):
     assert {"stages.md", "stages.csv", "stages.png", "reward_curve.png"} <= set(summary["files"])
     assert "| stage2 |" in (tmp_path / "report" / "stages.md").read_text()
 
+    del items[-1]["frame"]  # one grounding item without its frame: no floor at all, not one over a subset
+    write_jsonl(tmp_path / "test" / "items.jsonl", items)
+    without = compare({"stage2": tmp_path / "stage2"}, [tmp_path / "test" / "items.jsonl"], tmp_path / "r1", {})
+    assert "grounding_region_median_IoU" not in without["stages"]["stage2"]
+
     write_jsonl(tmp_path / "stage3" / "predictions.jsonl", rows(True)[:-1])
     with pytest.raises(ValueError, match="other items"):
         compare({"base": tmp_path / "base", "stage3": tmp_path / "stage3"}, [tmp_path / "test" / "items.jsonl"],
