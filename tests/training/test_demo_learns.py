@@ -89,7 +89,7 @@ def test_stage3_raises_the_held_out_reward(demo, request):
     if request.node.callspec.params["demo"] == 1:
         request.applymarker(pytest.mark.xfail(
             reason="issue 13: on seed 1 GRPO's held-out gain over stage 2 is within its noise "
-                   "(README, \"Why GRPO does not move the held-out reward on seed 1\")", strict=False))
+                   "(docs/demo_grpo.md)", strict=False))
     _, stages, _ = demo
     stage3 = stages["stage3"]
     assert stage3["reward_mean"] > stages["stage2"]["reward_mean"]
