@@ -81,10 +81,9 @@ def test_stage3_trains_with_real_advantages_and_logs_every_component(demo):
     assert len(stages["stage3"]["reward_gain_ci95"]) == 2
 
 
-# Measured (README, "The demo"): GRPO's training rollouts' reward, first 10 steps -> last 10: 0.90 ->
-# 1.02 (seed 0), 1.03 -> 1.04 (seed 1); the held-out gain: +0.046 ([+0.011, +0.081], seed 0),
-# +0.003 ([-0.017, +0.023], seed 1, within its noise). Asserted on seed 0, so that a change which breaks
-# GRPO's gain fails here; not lowered to pass on seed 1: an expected failure there until it holds.
+# Measured (README, "The demo"): the held-out gain +0.041 ([+0.017, +0.071], seed 0), +0.013 ([-0.010,
+# +0.037], seed 1, within its noise). Asserted on seed 0, so that a change which breaks GRPO's gain
+# fails here; not lowered to pass on seed 1: an expected failure there until it holds.
 def test_stage3_raises_the_held_out_reward(demo, request):
     if request.node.callspec.params["demo"] == 1:
         request.applymarker(pytest.mark.xfail(
