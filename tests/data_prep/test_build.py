@@ -170,6 +170,17 @@ def test_two_builds_are_byte_identical(releases, tmp_path, make_config):
     assert manifest_a["sha256"] == manifest_b["sha256"]
 
 
+def test_the_test_set_size_leaves_the_training_files_as_they_are(releases, tmp_path, make_config):
+    """A larger XrayBench draw (the demo's held-out set) re-measures the same trained models: the
+    training files must not depend on it."""
+    small, large = tmp_path / "small", tmp_path / "large"
+    build(make_config(releases[0], small))
+    build(make_config(releases[0], large, "xraybench.scale=0.05"))
+    assert len(read_jsonl(large / "test" / "xraybench.jsonl")) > len(read_jsonl(small / "test" / "xraybench.jsonl"))
+    for name in ("stage1/train.jsonl", "grpo/train.parquet", "grpo/val.parquet", "cold_start/candidates.parquet"):
+        assert (small / name).read_bytes() == (large / name).read_bytes(), name
+
+
 def test_a_rerun_resumes_without_rewriting_images(releases, tmp_path, make_config):
     out = tmp_path / "out"
     build(make_config(releases[0], out))
