@@ -52,12 +52,12 @@ def write_results(result: dict, out: Path) -> None:
     atomic_write_bytes(out / "table2.md", ("\n".join(lines) + "\n").encode())
 
 
-def report_problems(problems: list[str], shown: int = 20) -> None:
-    """Lines of the items and predictions files that are not shown, with the reason, on stderr."""
+def report_problems(problems: list[str], shown: int = 20, what: str = "line(s) of the input files") -> None:
+    """What is not shown (lines of the items and predictions files, boxes), with the reason, on stderr."""
     if problems:
         listed = "".join(f"\n  {problem}" for problem in problems[:shown])
         more = f"\n  ... and {len(problems) - shown} more" if len(problems) > shown else ""
-        print(f"{len(problems)} line(s) of the input files are not shown:{listed}{more}", file=sys.stderr)
+        print(f"{len(problems)} {what} are not shown:{listed}{more}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
         except JsonlError as error:
             raise SystemExit(str(error)) from None
         report_problems(problems)
-        written = export_items(items, args.out, args.limit)
+        drawing_problems: list[str] = []
+        written = export_items(items, args.out, args.limit, drawing_problems)
+        report_problems(drawing_problems, what="true box(es)")
         print(f"exported {len(written)} PNGs to {args.out}")
     else:
         result = table2(LabelStore(args.database).all_rows())

@@ -194,6 +194,30 @@ def test_static_export_draws_boxes_where_the_reasoning_puts_them(tmp_path):
         assert sheet.getpixel((200, 100)) == (90, 90, 90)  # inside: the image itself
 
 
+def test_static_export_draws_swapped_corners_and_names_a_malformed_true_box(tmp_path, capsys):
+    """A model writes a box bottom-up (y1 > y0): PIL refuses such a rectangle, and one stopped
+    `make demo`'s export. It is drawn where it points; a true box that is not four numbers is named."""
+    from eval.viewer.__main__ import main
+
+    config = make_world(tmp_path)
+    swapped = REASONING.replace("[300, 60, 420, 380]", "[420, 380, 300, 60]")
+    rows = [json.loads(line) for line in Path(config["predictions"]["model-a"]).read_text().splitlines()]
+    for row in rows:
+        row["reasoning"] = swapped
+    Path(config["predictions"]["model-a"]).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    items = [json.loads(line) for line in Path(config["items_file"]).read_text().splitlines()]
+    items[0]["ground_truth"] = json.dumps({"boxes": [[10, 20, 30, 40], ["left", "lung"]]})
+    Path(config["items_file"]).write_text("".join(json.dumps(i) + "\n" for i in items))
+
+    assert main(["export", "--items-file", config["items_file"], "--predictions", f"model-a={config['predictions']['model-a']}",
+                 "--out", str(tmp_path / "png"), "--limit", "1"]) == 0
+    assert "1 true box(es) are not shown" in capsys.readouterr().err
+    (path,) = (tmp_path / "png").glob("*.png")
+    with Image.open(path) as sheet:
+        assert sheet.getpixel((360, 60)) != (90, 90, 90)  # the swapped box's top edge, drawn
+        assert sheet.getpixel((20, 20)) == (255, 255, 255)  # the well-formed true box, drawn white
+
+
 def test_results_are_not_served_while_annotating(server):
     call(f"{server.url}/api/labels/0", "tok-alice", {"labels": full_labels()})
     status, reply = call(f"{server.url}/api/results", "tok-bob")
