@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         report_problems(problems)
         drawing_problems: list[str] = []
         written = export_items(items, args.out, args.limit, drawing_problems)
-        report_problems(drawing_problems, what="true box(es)")
+        report_problems(drawing_problems, what="box(es)")
         print(f"exported {len(written)} PNGs to {args.out}")
     else:
         result = table2(LabelStore(args.database).all_rows())

@@ -25,22 +25,26 @@ def true_boxes(item: dict) -> list:
     return boxes if isinstance(boxes, list) else [boxes]
 
 
-def drawable(box, scale: int) -> list[float] | None:
-    """The box as PIL's rectangle wants it (left <= right, top <= bottom), scaled; ``None`` for
-    anything that is not four finite numbers. Models write boxes with their corners swapped, and PIL
-    refuses those with an error that would stop the whole export."""
+def drawable(box, scale: int, size: tuple[int, int]) -> list[float] | None:
+    """The box as PIL's rectangle wants it (left <= right, top <= bottom), scaled and clipped to just
+    outside the ``size`` canvas; ``None`` for anything that is not four finite numbers. Models write
+    boxes with their corners swapped or far off the image (``[1e300, ...]`` parses), and PIL refuses
+    those with errors that would stop the whole export."""
     try:
         x1, y1, x2, y2 = (float(value) for value in box)
     except (TypeError, ValueError):
         return None
     if not all(math.isfinite(value) for value in (x1, y1, x2, y2)):
         return None
-    return [min(x1, x2) * scale, min(y1, y2) * scale, max(x1, x2) * scale, max(y1, y2) * scale]
+    width, height = size
+    xs = sorted(min(max(value * scale, -2.0), width + 2.0) for value in (x1, x2))
+    ys = sorted(min(max(value * scale, -2.0), height + 2.0) for value in (y1, y2))
+    return [xs[0], ys[0], xs[1], ys[1]]
 
 
 def render_side(item: ViewItem, side: int, problems: list[str] | None = None) -> Image.Image:
     """The image at its frame size (boxes are in that frame) with the side's boxes drawn; a true box
-    that is not four numbers is left out and named in ``problems``."""
+    or a model's box that is not four finite numbers is left out and named in ``problems``."""
     frame = item.item.get("frame") or {}
     with Image.open(item.image) as original:
         image = original.convert("RGB")
@@ -49,15 +53,23 @@ def render_side(item: ViewItem, side: int, problems: list[str] | None = None) ->
     scale = max(1, round(512 / max(image.size)))  # upscale small frames so the drawing stays legible
     image = image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
     draw = ImageDraw.Draw(image)
+
+    def undrawable(whose: str, written) -> None:
+        if problems is not None:
+            problems.append(f"item {item.item.get('id')}: {whose} box {written!r} is not four finite numbers")
+
     for written in true_boxes(item.item):  # the ground truth's boxes, thin white, under the model's
-        if (box := drawable(written, scale)) is None:
-            if problems is not None:
-                problems.append(f"item {item.item.get('id')}: true box {written!r} is not four numbers; not drawn")
+        if (box := drawable(written, scale, image.size)) is None:
+            if side == 0:  # the same truth is drawn on every side: named once
+                undrawable("true", written)
             continue
         draw.rectangle(box, outline=(255, 255, 255), width=1)
     for step in reasoning_steps(item.predictions[side].get("reasoning", "")):
         colour = COLOURS[step["index"] % len(COLOURS)]
-        for box in filter(None, (drawable(box, scale) for box in step["boxes"])):
+        for written in step["boxes"]:
+            if (box := drawable(written, scale, image.size)) is None:
+                undrawable(f"{item.models[side]}'s", written)
+                continue
             draw.rectangle(box, outline=colour, width=max(2, scale))
             draw.text((box[0] + 3, box[1] + 2), str(step["index"] + 1), fill=colour)
     return image
@@ -68,7 +80,7 @@ def export_items(items: list[ViewItem], out: Path, limit: int | None = None,
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for item in items[:limit]:
-        panels = [render_side(item, side, problems if side == 0 else None) for side in range(len(item.models))]
+        panels = [render_side(item, side, problems) for side in range(len(item.models))]
         sheet = Image.new("RGB", (sum(p.width for p in panels) + 10 * (len(panels) - 1), max(p.height for p in panels)),
                           "white")
         x = 0

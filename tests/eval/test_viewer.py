@@ -194,13 +194,14 @@ def test_static_export_draws_boxes_where_the_reasoning_puts_them(tmp_path):
         assert sheet.getpixel((200, 100)) == (90, 90, 90)  # inside: the image itself
 
 
-def test_static_export_draws_swapped_corners_and_names_a_malformed_true_box(tmp_path, capsys):
-    """A model writes a box bottom-up (y1 > y0): PIL refuses such a rectangle, and one stopped
-    `make demo`'s export. It is drawn where it points; a true box that is not four numbers is named."""
+def test_static_export_draws_any_box_a_model_writes_and_names_what_it_cannot(tmp_path, capsys):
+    """A model writes a box bottom-up (y1 > y0) or far off the image: PIL refuses such rectangles, and
+    one stopped `make demo`'s export. They are drawn where they point (clipped to the canvas); a box
+    that is not four finite numbers is left out and named."""
     from eval.viewer.__main__ import main
 
     config = make_world(tmp_path)
-    swapped = REASONING.replace("[300, 60, 420, 380]", "[420, 380, 300, 60]")
+    swapped = REASONING.replace("[300, 60, 420, 380]", "[420, 380, 300, 60]") + " Also [1e300, 0, 2e300, 9] and [1e999, 0, 1, 1]."
     rows = [json.loads(line) for line in Path(config["predictions"]["model-a"]).read_text().splitlines()]
     for row in rows:
         row["reasoning"] = swapped
@@ -210,8 +211,10 @@ def test_static_export_draws_swapped_corners_and_names_a_malformed_true_box(tmp_
     Path(config["items_file"]).write_text("".join(json.dumps(i) + "\n" for i in items))
 
     assert main(["export", "--items-file", config["items_file"], "--predictions", f"model-a={config['predictions']['model-a']}",
-                 "--out", str(tmp_path / "png"), "--limit", "1"]) == 0
-    assert "1 true box(es) are not shown" in capsys.readouterr().err
+                 "--predictions", f"model-b={config['predictions']['model-b']}", "--out", str(tmp_path / "png"),
+                 "--limit", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "2 box(es) are not shown" in err and "true box ['left', 'lung']" in err and "[inf, 0.0, 1.0, 1.0]" in err
     (path,) = (tmp_path / "png").glob("*.png")
     with Image.open(path) as sheet:
         assert sheet.getpixel((360, 60)) != (90, 90, 90)  # the swapped box's top edge, drawn
