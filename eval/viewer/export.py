@@ -44,7 +44,8 @@ def drawable(box, scale: int, size: tuple[int, int]) -> list[float] | None:
 
 def render_side(item: ViewItem, side: int, problems: list[str] | None = None) -> Image.Image:
     """The image at its frame size (boxes are in that frame) with the side's boxes drawn; a true box
-    or a model's box that is not four finite numbers is left out and named in ``problems``."""
+    that is not four finite numbers, or a model's box past float range, is left out and named in
+    ``problems``."""
     frame = item.item.get("frame") or {}
     with Image.open(item.image) as original:
         image = original.convert("RGB")
@@ -53,23 +54,18 @@ def render_side(item: ViewItem, side: int, problems: list[str] | None = None) ->
     scale = max(1, round(512 / max(image.size)))  # upscale small frames so the drawing stays legible
     image = image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
     draw = ImageDraw.Draw(image)
-
-    def undrawable(whose: str, written) -> None:
-        if problems is not None:
-            problems.append(f"item {item.item.get('id')}: {whose} box {written!r} is not four finite numbers")
-
     for written in true_boxes(item.item):  # the ground truth's boxes, thin white, under the model's
         if (box := drawable(written, scale, image.size)) is None:
-            if side == 0:  # the same truth is drawn on every side: named once
-                undrawable("true", written)
+            if side == 0 and problems is not None:  # the same truth is drawn on every side: named once
+                problems.append(f"item {item.item.get('id')}: true box {written!r} is not four finite numbers")
             continue
         draw.rectangle(box, outline=(255, 255, 255), width=1)
     for step in reasoning_steps(item.predictions[side].get("reasoning", "")):
         colour = COLOURS[step["index"] % len(COLOURS)]
-        for written in step["boxes"]:
-            if (box := drawable(written, scale, image.size)) is None:
-                undrawable(f"{item.models[side]}'s", written)
-                continue
+        if step["unplaceable_boxes"] and problems is not None:
+            problems.append(f"item {item.item.get('id')}: {item.models[side]}'s step {step['index'] + 1} writes "
+                            f"{step['unplaceable_boxes']} box(es) past float range")
+        for box in (drawable(written, scale, image.size) for written in step["boxes"]):
             draw.rectangle(box, outline=colour, width=max(2, scale))
             draw.text((box[0] + 3, box[1] + 2), str(step["index"] + 1), fill=colour)
     return image

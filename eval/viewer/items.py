@@ -4,6 +4,7 @@ reasoning split into steps with their boxes, and the seeded, blinded annotation 
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 import re
 from dataclasses import dataclass
@@ -20,14 +21,22 @@ _SENTENCE_END = re.compile(r"(?<=[.;!?])\s+(?=[A-Z\[(])")
 
 
 def reasoning_steps(reasoning: str) -> list[dict]:
-    """Steps of a reasoning trace: its "Step N:" parts if it has them, else its sentences."""
+    """Steps of a reasoning trace: its "Step N:" parts if it has them, else its sentences, each with
+    the boxes it writes. A box with a coordinate past float range (``[1e999, ...]`` parses as
+    infinity) has no place on the image, nor in the page's JSON: it stays in the step's text and is
+    counted in ``unplaceable_boxes``."""
     text = reasoning.strip()
     if not text:
         return []
     parts = [p.strip() for p in _STEP_MARK.split(text) if p.strip()]
     if len(parts) <= 1:
         parts = [p.strip() for p in _SENTENCE_END.split(text) if p.strip()]
-    return [{"index": i, "text": part, "boxes": [list(b) for b in parse_boxes(part)]} for i, part in enumerate(parts)]
+    steps = []
+    for i, part in enumerate(parts):
+        boxes = parse_boxes(part)
+        placeable = [list(b) for b in boxes if all(math.isfinite(value) for value in b)]
+        steps.append({"index": i, "text": part, "boxes": placeable, "unplaceable_boxes": len(boxes) - len(placeable)})
+    return steps
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,29 @@ def test_auth_blinding_and_item_payload(server):
     assert status == 200 and b"<html" in page.lower()
 
 
+def test_a_box_past_float_range_keeps_the_item_page_valid_json(tmp_path, monkeypatch):
+    """``[1e999, ...]`` parses as infinity; Python would send it as ``Infinity``, which a browser's
+    JSON.parse refuses, and the item would not open. The box stays in the step's text, counted."""
+    config = make_world(tmp_path)
+    path = Path(config["predictions"]["model-a"])
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    rows[0]["reasoning"] = "Step 1: the left lung [1e999, 60, 420, 380] is clear. Step 2: the heart [150, 200, 330, 380]."
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    monkeypatch.setenv("CAROL_TOKEN", "tok-carol")
+    running = start_server(config)
+    try:
+        request = urllib.request.Request(f"{running.url}/api/item/0", headers={"Authorization": "Bearer tok-alice"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            def refuse(constant):
+                raise ValueError(f"not JSON: {constant}")
+            item = json.loads(response.read(), parse_constant=refuse)
+    finally:
+        running.close()
+    steps = next(side["steps"] for side in item["sides"] if "1e999" in json.dumps(side["steps"]))
+    assert steps[0]["boxes"] == [] and steps[0]["unplaceable_boxes"] == 1 and "[1e999, 60, 420, 380]" in steps[0]["text"]
+    assert steps[1]["boxes"] == [[150.0, 200.0, 330.0, 380.0]] and steps[1]["unplaceable_boxes"] == 0
+
+
 def test_images_only_from_the_configured_folders(server):
     assert call(f"{server.url}/image/0?token=tok-alice")[0] == 200
     assert call(f"{server.url}/image/3?token=tok-alice")[0] == 403  # ../../secret.jpg
@@ -214,7 +237,7 @@ def test_static_export_draws_any_box_a_model_writes_and_names_what_it_cannot(tmp
                  "--predictions", f"model-b={config['predictions']['model-b']}", "--out", str(tmp_path / "png"),
                  "--limit", "1"]) == 0
     err = capsys.readouterr().err
-    assert "2 box(es) are not shown" in err and "true box ['left', 'lung']" in err and "[inf, 0.0, 1.0, 1.0]" in err
+    assert "2 box(es) are not shown" in err and "true box ['left', 'lung']" in err and "model-a's step 2 writes 1 box(es) past float range" in err
     (path,) = (tmp_path / "png").glob("*.png")
     with Image.open(path) as sheet:
         assert sheet.getpixel((360, 60)) != (90, 90, 90)  # the swapped box's top edge, drawn
