@@ -85,7 +85,8 @@ atexit.register(close_shared)
 def parse(config: dict[str, Any]) -> list[str]:
     """The config as the trainer will get it: real booleans for every boolean argument
     (``training.check.sft_type_problems``), a known template, then LLaMA-Factory's parser on a copy
-    with bf16 and DeepSpeed switched off and a scratch output folder."""
+    with bf16 and DeepSpeed switched off and a scratch output folder; once the datasets and the model
+    are there, no row longer than ``cutoff_len`` (``training.sft_lengths``)."""
     from llamafactory.data.template import TEMPLATES
     from llamafactory.hparams import get_train_args
 
@@ -98,10 +99,13 @@ def parse(config: dict[str, Any]) -> list[str]:
     parsable.pop("deepspeed", None)
     parsable["output_dir"] = os.path.join(str(config.get("output_dir", "out")), ".check")
     try:
-        get_train_args(parsable)
+        model_args, data_args, *_ = get_train_args(parsable)
     except (Exception, SystemExit) as error:  # the parser raises ValueError, AssertionError, exits...
         problems.append(f"LLaMA-Factory: {type(error).__name__}: {error}")
-    return problems
+        return problems
+    from training.sft_lengths import over_cutoff_problems
+
+    return problems + over_cutoff_problems(model_args, data_args)
 
 
 def serve() -> None:

@@ -1,0 +1,144 @@
+"""Rows longer than cutoff_len are refused before an SFT stage starts, counted as LLaMA-Factory counts.
+
+The demo's stage 2 ran for rounds at cutoff_len 512 with 190 of its 2,000 traces (findings reports, up
+to 684 tokens) cut by LLaMA-Factory without a word: the end of the prompt and the answer were gone."""
+
+import json
+
+import pytest
+from PIL import Image
+
+from training.llamafactory_parser import LlamaFactoryParser
+
+pytestmark = pytest.mark.slow
+
+REPORT = "The heart size is normal. The lungs are clear. There is no pleural effusion or pneumothorax. " * 12
+ROWS = [
+    {"messages": [{"role": "user", "content": "<image>Is there a pneumothorax?"},
+                  {"role": "assistant", "content": "no"}], "images": ["images/square.jpg"]},
+    {"messages": [{"role": "user", "content": "<image>Please write the FINDINGS section."},
+                  {"role": "assistant", "content": REPORT}], "images": ["images/wide.jpg"]},
+    {"messages": [{"role": "user", "content": "<image><image>Compare the two studies."},
+                  {"role": "assistant", "content": "<think> Both are clear. </think> \\boxed{no}"}],
+     "images": ["images/square.jpg", "images/small.png"]},
+    {"messages": [{"role": "user", "content": "What is a pleural effusion?"},
+                  {"role": "assistant", "content": REPORT[:200]}]},
+]
+SIZES = {"square.jpg": (336, 336), "wide.jpg": (300, 200), "small.png": (60, 52)}  # small: below min_pixels
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    from training import tiny_model
+
+    root = tmp_path_factory.mktemp("lengths")
+    model = tiny_model.build(root / "tiny", min_pixels=3136, max_pixels=12544)
+    data = root / "data"
+    (data / "images").mkdir(parents=True)
+    for name, size in SIZES.items():
+        Image.new("L", size, 90).save(data / "images" / name)
+    tags = {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"}
+    (data / "dataset_info.json").write_text(json.dumps({"rows": {
+        "file_name": "rows.jsonl", "formatting": "sharegpt", "columns": {"messages": "messages", "images": "images"},
+        "tags": tags}}))
+    (data / "rows.jsonl").write_text("".join(json.dumps(row) + "\n" for row in ROWS))
+    return root, model, data
+
+
+def config(model, data, cutoff_len: int) -> dict:
+    return {"model_name_or_path": str(model), "stage": "sft", "do_train": True, "finetuning_type": "full",
+            "dataset": "rows", "dataset_dir": str(data), "template": "qwen2_vl", "cutoff_len": cutoff_len,
+            "output_dir": str(data.parent / "out"), "image_max_pixels": 12544, "image_min_pixels": 3136,
+            "per_device_train_batch_size": 1, "report_to": "none", "bf16": False}
+
+
+def trainer_lengths(model, data) -> list[int]:
+    """Each row's length from LLaMA-Factory's own supervised processor, images decoded and processed."""
+    from llamafactory.data import get_template_and_fix_tokenizer
+    from llamafactory.data.converter import get_dataset_converter
+    from llamafactory.data.parser import get_dataset_list
+    from llamafactory.data.processor.supervised import SupervisedDatasetProcessor
+    from llamafactory.hparams import get_train_args
+    from llamafactory.model import load_tokenizer
+
+    from training.sft_lengths import read_rows
+
+    model_args, data_args, *_ = get_train_args(config(model, data, 100_000))
+    loaded = load_tokenizer(model_args)
+    template = get_template_and_fix_tokenizer(loaded["tokenizer"], data_args)
+    processor = SupervisedDatasetProcessor(template=template, tokenizer=loaded["tokenizer"],
+                                           processor=loaded["processor"], data_args=data_args)
+    attribute = get_dataset_list(data_args.dataset, data_args.dataset_dir)[0]
+    converter = get_dataset_converter(attribute.formatting, attribute, data_args)
+    lengths = []
+    for row in read_rows(data / "rows.jsonl"):
+        converted = converter(row)
+        input_ids, _ = processor._encode_data_example(
+            converted["_prompt"], converted["_response"], converted["_system"], converted["_tools"],
+            converted["_images"] or [], [], [])
+        lengths.append(len(input_ids))
+    return lengths
+
+
+def test_lengths_are_the_trainers_own(world):
+    """Image tokens from the header size (one blank image per size) add up to what the trainer encodes."""
+    from llamafactory.data import get_template_and_fix_tokenizer
+    from llamafactory.data.converter import get_dataset_converter
+    from llamafactory.data.parser import get_dataset_list
+    from llamafactory.hparams import get_train_args
+    from llamafactory.model import load_tokenizer
+
+    from training.sft_lengths import RowMeasure, read_rows
+
+    _, model, data = world
+    model_args, data_args, *_ = get_train_args(config(model, data, 100_000))
+    loaded = load_tokenizer(model_args)
+    template = get_template_and_fix_tokenizer(loaded["tokenizer"], data_args)
+    measure = RowMeasure(template, loaded["tokenizer"], loaded["processor"])
+    attribute = get_dataset_list(data_args.dataset, data_args.dataset_dir)[0]
+    converter = get_dataset_converter(attribute.formatting, attribute, data_args)
+    ours = [measure(converter(row)) for row in read_rows(data / "rows.jsonl")]
+    assert ours == trainer_lengths(model, data)
+    assert len(set(measure.image_tokens_by_size.values())) > 1  # the sizes really differ in tokens
+
+
+@pytest.fixture(scope="module")
+def parser():
+    child = LlamaFactoryParser()
+    yield child
+    child.close()
+
+
+def test_a_row_past_cutoff_len_is_refused_with_the_count_and_the_length_to_set(world, parser):
+    _, model, data = world
+    lengths = trainer_lengths(model, data)
+    longest = max(lengths)
+    cutoff = sorted(lengths)[-2]  # every row but the longest fits
+    problems = parser.problems(config(model, data, cutoff))
+    assert len(problems) == 1, problems
+    assert f"1 of {len(ROWS)} rows are longer than cutoff_len={cutoff}" in problems[0]
+    assert f"(longest {longest})" in problems[0] and f"at least {longest}" in problems[0]
+    assert parser.problems(config(model, data, longest)) == []
+
+
+def test_before_the_model_or_the_rows_exist_nothing_is_measured(world, parser):
+    root, model, data = world
+    assert parser.problems(config(root / "stage1-not-yet", data, 16)) == []  # written by an earlier stage
+    assert parser.problems(config(model, root / "no-data-yet", 16)) == []
+
+
+def test_an_unreadable_image_or_a_broken_line_is_named(world, parser, tmp_path):
+    _, model, data = world
+    broken = tmp_path / "data"
+    (broken / "images").mkdir(parents=True)
+    (broken / "dataset_info.json").write_text((data / "dataset_info.json").read_text())
+    (broken / "images" / "square.jpg").write_bytes(b"not a jpeg")
+    (broken / "rows.jsonl").write_text(json.dumps(ROWS[0]) + "\n")
+    problems = parser.problems(config(model, broken, 4096))
+    assert len(problems) == 1 and "1 rows name an image that cannot be opened" in problems[0], problems
+    (broken / "rows.jsonl").write_text(json.dumps(ROWS[3]) + "\n{not json\n")
+    problems = parser.problems(config(model, broken, 4096))
+    assert len(problems) == 1 and "line 2 is not JSON" in problems[0], problems
+    (broken / "rows.jsonl").write_text(json.dumps(ROWS[3]) + "\n[1, 2]\n")
+    problems = parser.problems(config(model, broken, 4096))
+    assert len(problems) == 1 and "line 2 is not a JSON object" in problems[0], problems
