@@ -2,7 +2,8 @@
 
 LLaMA-Factory cuts a row longer than ``cutoff_len`` without a word (``infer_seqlen`` in
 ``data/processor/processor_utils.py``): it drops the end of the prompt, the assistant header
-included, and the end of the response, so the model learns traces that stop before their answer.
+included, and the end of the response, so the model learns traces that stop before their answer
+(with ``packing`` it drops the row, with a log line).
 This module counts such rows with LLaMA-Factory's own dataset list, converter, template and image
 plugin, so the count is the trainer's; it runs in the parser's child process
 (``training/llamafactory_parser.py``), which already holds LLaMA-Factory.
@@ -89,7 +90,7 @@ def over_cutoff_problems(model_args, data_args) -> list[str]:
     from llamafactory.data.converter import get_dataset_converter
     from llamafactory.data.parser import get_dataset_list
 
-    if data_args.dataset is None or data_args.packing:  # packing drops over-long rows with a warning
+    if data_args.dataset is None:
         return []
     try:
         attributes = get_dataset_list(data_args.dataset, data_args.dataset_dir)
@@ -133,7 +134,7 @@ def over_cutoff_problems(model_args, data_args) -> list[str]:
             problems.append(
                 f"dataset {name!r} ({path}): {len(over)} of {len(lengths)} rows are longer than "
                 f"cutoff_len={data_args.cutoff_len} tokens (longest {max(over)}); LLaMA-Factory would cut the "
-                f"end of their prompt and response without a warning. Raise cutoff_len to at least {max(over)}"
-                " or shorten those rows")
+                "end of their prompt and response without a warning (with packing: drop them). Raise cutoff_len "
+                f"to at least {max(over)} or shorten those rows")
     return problems
 
