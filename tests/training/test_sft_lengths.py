@@ -52,12 +52,11 @@ def config(model, data, cutoff_len: int) -> dict:
             "per_device_train_batch_size": 1, "report_to": "none", "bf16": False}
 
 
-def trainer_lengths(model, data) -> list[int]:
-    """Each row's length from LLaMA-Factory's own supervised processor, images decoded and processed."""
+def llamafactory_view(model, data):
+    """The tokenizer, template and converter LLaMA-Factory builds for ``config``, and the rows it reads."""
     from llamafactory.data import get_template_and_fix_tokenizer
     from llamafactory.data.converter import get_dataset_converter
     from llamafactory.data.parser import get_dataset_list
-    from llamafactory.data.processor.supervised import SupervisedDatasetProcessor
     from llamafactory.hparams import get_train_args
     from llamafactory.model import load_tokenizer
 
@@ -66,39 +65,34 @@ def trainer_lengths(model, data) -> list[int]:
     model_args, data_args, *_ = get_train_args(config(model, data, 100_000))
     loaded = load_tokenizer(model_args)
     template = get_template_and_fix_tokenizer(loaded["tokenizer"], data_args)
-    processor = SupervisedDatasetProcessor(template=template, tokenizer=loaded["tokenizer"],
-                                           processor=loaded["processor"], data_args=data_args)
     attribute = get_dataset_list(data_args.dataset, data_args.dataset_dir)[0]
     converter = get_dataset_converter(attribute.formatting, attribute, data_args)
+    return loaded, template, data_args, [converter(row) for row in read_rows(data / "rows.jsonl")]
+
+
+def trainer_lengths(model, data) -> list[int]:
+    """Each row's length from LLaMA-Factory's own supervised processor, images decoded and processed."""
+    from llamafactory.data.processor.supervised import SupervisedDatasetProcessor
+
+    loaded, template, data_args, rows = llamafactory_view(model, data)
+    processor = SupervisedDatasetProcessor(template=template, tokenizer=loaded["tokenizer"],
+                                           processor=loaded["processor"], data_args=data_args)
     lengths = []
-    for row in read_rows(data / "rows.jsonl"):
-        converted = converter(row)
+    for row in rows:
         input_ids, _ = processor._encode_data_example(
-            converted["_prompt"], converted["_response"], converted["_system"], converted["_tools"],
-            converted["_images"] or [], [], [])
+            row["_prompt"], row["_response"], row["_system"], row["_tools"], row["_images"] or [], [], [])
         lengths.append(len(input_ids))
     return lengths
 
 
 def test_lengths_are_the_trainers_own(world):
     """Image tokens from the header size (one blank image per size) add up to what the trainer encodes."""
-    from llamafactory.data import get_template_and_fix_tokenizer
-    from llamafactory.data.converter import get_dataset_converter
-    from llamafactory.data.parser import get_dataset_list
-    from llamafactory.hparams import get_train_args
-    from llamafactory.model import load_tokenizer
-
-    from training.sft_lengths import RowMeasure, read_rows
+    from training.sft_lengths import RowMeasure
 
     _, model, data = world
-    model_args, data_args, *_ = get_train_args(config(model, data, 100_000))
-    loaded = load_tokenizer(model_args)
-    template = get_template_and_fix_tokenizer(loaded["tokenizer"], data_args)
+    loaded, template, _, rows = llamafactory_view(model, data)
     measure = RowMeasure(template, loaded["tokenizer"], loaded["processor"])
-    attribute = get_dataset_list(data_args.dataset, data_args.dataset_dir)[0]
-    converter = get_dataset_converter(attribute.formatting, attribute, data_args)
-    ours = [measure(converter(row)) for row in read_rows(data / "rows.jsonl")]
-    assert ours == trainer_lengths(model, data)
+    assert [measure(row) for row in rows] == trainer_lengths(model, data)
     assert len(set(measure.image_tokens_by_size.values())) > 1  # the sizes really differ in tokens
 
 
