@@ -18,30 +18,33 @@ import json
 from pathlib import Path
 from typing import Any
 
+from eval.jsonl import read_jsonl
+
 IMAGE_PLACEHOLDER = "<image>"  # LLaMA-Factory's default (extras/constants.py), what our builds write
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
     """A JSON-lines or JSON-list file of objects as LLaMA-Factory's ``json`` loader (HF datasets) reads
-    it: a key that some rows lack is None in them. A line that is not an object is an error."""
-    text = path.read_text(encoding="utf-8")
+    it: a key that some rows lack is None in them. JSON lines are read by the project's one JSONL
+    reader (``eval.jsonl``): every line that is not a JSON object is named, not only the first."""
     if path.suffix == ".json":
-        loaded = json.loads(text)
-        numbered = list(enumerate(loaded if isinstance(loaded, list) else [loaded], start=1))
-        where = "item"
+        try:
+            loaded = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as error:  # not JSON, or not UTF-8
+            raise ValueError(f"{path}: not a JSON document ({error})") from None
+        rows = loaded if isinstance(loaded, list) else [loaded]
+        for number, row in enumerate(rows, start=1):
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}: item {number} is not a JSON object")
     else:
-        numbered, where = [], "line"
-        for number, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                try:
-                    numbered.append((number, json.loads(line)))
-                except json.JSONDecodeError as error:
-                    raise ValueError(f"{path}: line {number} is not JSON ({error})") from None
-    for number, row in numbered:
-        if not isinstance(row, dict):
-            raise ValueError(f"{path}: {where} {number} is not a JSON object")
-    keys = {key for _, row in numbered for key in row}
-    return [{**dict.fromkeys(keys), **row} for _, row in numbered]
+        content = read_jsonl(path)
+        if content.bad:  # LLaMA-Factory's loader would stop at the first, after the stages before it ran
+            shown = content.problems()[:5]
+            more = f"; and {len(content.bad) - len(shown)} more" if len(content.bad) > len(shown) else ""
+            raise ValueError(f"{len(content.bad)} line(s) are not JSON objects: {'; '.join(shown)}{more}")
+        rows = content.rows
+    keys = {key for row in rows for key in row}
+    return [{**dict.fromkeys(keys), **row} for row in rows]
 
 
 class RowMeasure:

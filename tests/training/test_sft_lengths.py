@@ -130,9 +130,28 @@ def test_an_unreadable_image_or_a_broken_line_is_named(world, parser, tmp_path):
     (broken / "rows.jsonl").write_text(json.dumps(ROWS[0]) + "\n")
     problems = parser.problems(config(model, broken, 4096))
     assert len(problems) == 1 and "1 rows name an image that cannot be opened" in problems[0], problems
-    (broken / "rows.jsonl").write_text(json.dumps(ROWS[3]) + "\n{not json\n")
+    # Every bad line is named, with its line number and why, not only the first.
+    (broken / "rows.jsonl").write_text(json.dumps(ROWS[3]) + "\n{not json\n" + json.dumps(ROWS[3]) + "\n[1, 2]\n")
     problems = parser.problems(config(model, broken, 4096))
-    assert len(problems) == 1 and "line 2 is not JSON" in problems[0], problems
-    (broken / "rows.jsonl").write_text(json.dumps(ROWS[3]) + "\n[1, 2]\n")
-    problems = parser.problems(config(model, broken, 4096))
-    assert len(problems) == 1 and "line 2 is not a JSON object" in problems[0], problems
+    assert len(problems) == 1 and "2 line(s) are not JSON objects" in problems[0], problems
+    assert "rows.jsonl:2: not valid JSON" in problems[0] and "rows.jsonl:4: not a JSON object" in problems[0], problems
+
+
+def test_read_rows_fills_missing_keys_and_names_every_bad_item(tmp_path):
+    from training.sft_lengths import read_rows
+
+    lines = tmp_path / "rows.jsonl"
+    lines.write_text('{"a": 1}\n\n{"a": 2, "b": 3}\n')
+    assert read_rows(lines) == [{"a": 1, "b": None}, {"a": 2, "b": 3}]  # as HF's json loader: a blank line skipped
+    lines.write_text('{"a": 1}\nNaN\n"text"\n{"a": \n')
+    with pytest.raises(ValueError, match=r"3 line\(s\) are not JSON objects: .*:2: .*:3: not a JSON object.*:4: "):
+        read_rows(lines)
+    listed = tmp_path / "rows.json"
+    listed.write_text('[{"a": 1}, {"b": 2}]')
+    assert read_rows(listed) == [{"a": 1, "b": None}, {"a": None, "b": 2}]
+    listed.write_text('[{"a": 1}, 7]')
+    with pytest.raises(ValueError, match="item 2 is not a JSON object"):
+        read_rows(listed)
+    listed.write_text('[{"a": 1},')
+    with pytest.raises(ValueError, match="rows.json: not a JSON document"):
+        read_rows(listed)
