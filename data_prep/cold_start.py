@@ -169,17 +169,22 @@ def offline_trace(candidate: Candidate) -> str:
     # The finding's own boxes come last, next to the answer that repeats them: written first, three
     # steps before \boxed{}, a small model's answer box did not copy its reasoning's (README, "The demo").
     first_finding_step = len(steps) + 1
+    # A "locate" answer is worded apart from a presence verdict: with one wording for both, GRPO's
+    # rewards for "locate" traces tipped the presence verdicts to "yes" (docs/demo_grpo.md).
+    locating = truth.task == "open_ended" and bool(truth.boxes)
     for box in truth.boxes:
-        steps.append(f"The region [{', '.join(str(int(round(v))) for v in box)}] shows the finding in question.")
+        written = ", ".join(str(int(round(v))) for v in box)
+        steps.append(f"The phrase points to [{written}]." if locating else
+                     f"The region [{written}] shows the finding in question.")
     # Each part of a long answer is written once in the reasoning and once in \boxed{}: a third copy
     # in the summary step made a small model loop on what it had already written.
     sentences = []
     if truth.task == "open_ended" and not truth.boxes:  # a report's sentences (a box answer is its finding step's box)
         sentences = [sentence.strip() + "." for sentence in truth.answer.split(".") if sentence.strip()][:6]
         steps += sentences
-    if truth.task == "open_ended" and truth.boxes:
-        steps.append(f"Taken together, the region of step {first_finding_step} is the finding." if len(truth.boxes) == 1 else
-                     f"Taken together, the regions of steps {first_finding_step} to {len(steps)} are the finding.")
+    if locating:
+        steps.append(f"So the box of step {first_finding_step} is the answer." if len(truth.boxes) == 1 else
+                     f"So the boxes of steps {first_finding_step} to {len(steps)} are the answer.")
     elif sentences:
         steps.append("Taken together, these observations make up the answer.")
     else:

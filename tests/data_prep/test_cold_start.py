@@ -412,9 +412,20 @@ def test_a_locate_trace_ends_with_the_finding_boxes_its_answer_repeats(boxes):
     reasoning, boxed = trace.split("</think>")
     steps = [step.strip() for step in re.split(r"Step \d+: ", reasoning.removeprefix("<think>")) if step.strip()]
     finding_steps = steps[-1 - len(boxes):-1]
-    assert all(step.startswith("The region [") and step.endswith("] shows the finding in question.") for step in finding_steps)
+    assert all(step.startswith("The phrase points to [") and step.endswith("].") for step in finding_steps)
     assert [parse_boxes(step)[0] for step in finding_steps] == [tuple(float(int(round(v))) for v in box) for box in boxes]
     first = len(steps) - len(boxes)
-    assert steps[-1] == (f"Taken together, the region of step {first} is the finding." if len(boxes) == 1 else
-                         f"Taken together, the regions of steps {first} to {len(steps) - 1} are the finding.")
+    assert steps[-1] == (f"So the box of step {first} is the answer." if len(boxes) == 1 else
+                         f"So the boxes of steps {first} to {len(steps) - 1} are the answer.")
+    assert "shows the finding" not in reasoning  # a presence verdict's wording (next test)
     assert boxed == f" The answer is: \\boxed{{{answer}}}"
+
+
+def test_a_presence_verdict_is_worded_apart_from_a_locate_answer():
+    """A "yes" with the finding's box cites it as the finding, then the verdict; nothing of the
+    "locate" wording, whose GRPO rewards would otherwise carry over to presence verdicts."""
+    truth = GroundTruth("closed", "yes", Frame(112, 112), boxes=((61.33, 60.67, 98.33, 94.33),))
+    trace = offline_trace(Candidate("s1", "Is there pleural effusion in this chest X-ray?", Path("unused.jpg"), truth))
+    assert "The region [61, 61, 98, 94] shows the finding in question." in trace
+    assert "points to" not in trace and "is the answer" not in trace
+    assert trace.endswith("Taken together, this supports the answer: yes.</think> The answer is: \\boxed{yes}")
