@@ -179,7 +179,7 @@ def offline_trace(candidate: Candidate) -> str:
     # Each part of a long answer is written once in the reasoning and once in \boxed{}: a third copy
     # in the summary step made a small model loop on what it had already written.
     sentences = []
-    if truth.task == "open_ended" and not truth.boxes:  # a report's sentences (a box answer is its finding step's box)
+    if truth.task == "open_ended" and not locating:  # a report's sentences (a box answer is its finding step's box)
         sentences = [sentence.strip() + "." for sentence in truth.answer.split(".") if sentence.strip()][:6]
         steps += sentences
     if locating:

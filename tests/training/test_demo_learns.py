@@ -122,9 +122,9 @@ def test_the_viewer_draws_every_stage_s_boxes_and_the_truth(demo):
 # Measured (README, "The demo"; 442 / 468 held-out items on seeds 0 / 1): the held-out gain +0.003
 # ([-0.017, +0.022]) and +0.005 ([-0.014, +0.025]) (a third seed: +0.054 [+0.022, +0.087]); seed 0's
 # stage 2 answers "no" to three findings every time, which GRPO cannot reward. With "locate" traces
-# worded as presence verdicts it was +0.116 and -0.040: GRPO's "locate" rewards tipped every seed's verdicts to "yes", which helped a
-# stage 2 leaning to "no" and hurt one leaning to "yes". The issue's threshold is kept, not lowered, as
-# an expected failure on both seeds (docs/demo_grpo.md).
+# worded as presence verdicts it was +0.116 and -0.040: GRPO's "locate" rewards tipped every seed's
+# verdicts to "yes", which helped a stage 2 leaning to "no" and hurt one leaning to "yes". The issue's
+# threshold is kept, not lowered, as an expected failure on both seeds (docs/demo_grpo.md).
 @pytest.mark.xfail(reason="issue 13: GRPO's held-out gain over stage 2 is not reliably above its noise on "
                           "every seed (docs/demo_grpo.md)", strict=False)
 def test_stage3_raises_the_held_out_reward(demo):
