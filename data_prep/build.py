@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from data_prep import medical_cxr_vqa, mimic_cxr, mimic_ext_vqa, ms_cxr, openi, xraybench
 from data_prep.images import ImageJob, PreparedImage, prepare_images
-from data_prep.mixtures import draw_planned
+from data_prep.mixtures import draw_planned, equalize
 from data_prep.readers import SourceFileError, file_problem
 from data_prep.records import Sample, SkipLog, SourceMissingError
 from data_prep.writers import (
@@ -48,7 +48,7 @@ from data_prep.writers import (
 )
 from rewards.frame import Frame, scale_box_to_frame
 from rewards.ground_truth import encode_ground_truth
-from rewards.normalize import written_answer
+from rewards.normalize import normalize_answer, written_answer
 from rewards.settings import ConfigValueError, check_booleans
 
 log = logging.getLogger("data_prep.build")
@@ -72,7 +72,8 @@ REQUIRED_SPLITS = ("train", "test")
 # Tasks drawn in the ratio of their weights even when one pool is short: presence questions
 # answered "yes" (MS-CXR) and "no" (ruled out), so the answer never leaks from the mix.
 BALANCED = (("grounding", "grounding_absent"),)
-BOOLEANS = ("images.resize", "grpo.disjoint_from_stage1", "stage1.fill_shortfall", "grpo.fill_shortfall",
+BOOLEANS = ("images.resize", "grpo.disjoint_from_stage1", "grpo.balance_yes_no", "stage1.fill_shortfall",
+            "grpo.fill_shortfall",
             "cold_start.fill_shortfall", "xraybench.local.allow_unknown_subjects",
             "grounding_eval.enabled")  # every boolean of build.yaml
 
@@ -464,6 +465,28 @@ def task_pools(samples: list[Sample], split: str, expand_grounding: bool) -> dic
     return {key: pools.get(key, []) for key in keys}
 
 
+def yes_or_no(sample: Sample) -> str | None:
+    """"yes" or "no" for a closed question answered so, else None."""
+    answer = normalize_answer(written_answer(sample.answer)) if sample.answer_kind == "closed" else None
+    return answer if answer in ("yes", "no") else None
+
+
+def balance_yes_no(pools: dict[str, list[Sample]], seed: int, purpose: str) -> tuple[dict[str, int], str | None]:
+    """Draw the VQA pool's closed "yes" and "no" questions down to the rarer answer's count, in place
+    (grpo.balance_yes_no): GRPO's rewards for the commoner answer otherwise move every verdict its way
+    (docs/demo_grpo.md, "December 4, later"). What is set aside stays in the pools of stage 1 and the cold
+    start. Returns the counts set aside per answer, and a warning if one answer was missing."""
+    present = Counter(yes_or_no(sample) for sample in pools["vqa"])
+    pools["vqa"], set_aside = equalize(pools["vqa"], yes_or_no, ("yes", "no"), seed, f"{purpose}/vqa")
+    log.info("%s: VQA yes/no balanced at %d each; set aside: %s", purpose, min(present["yes"], present["no"]),
+             set_aside)
+    missing = [answer for answer in ("yes", "no") if not present[answer]]
+    if missing and sum(set_aside.values()):
+        return set_aside, (f"grpo.balance_yes_no: no VQA question is answered {missing[0]!r}, so all "
+                           f"{sum(set_aside.values()):,} yes/no VQA questions were set aside")
+    return set_aside, None
+
+
 # ------------------------------------------------------------------------------------------ build
 
 
@@ -547,9 +570,15 @@ def _build_locked(cfg: DictConfig) -> dict[str, Any]:
         mixtures[output] = mixture_report(output, size, fill, plan, pairs, pools)
         return pairs
 
-    grpo = mixture("grpo/train.parquet", task_pools(trainable, "train", False), cfg.grpo, cfg.grpo.size, "grpo")
-    grpo_val = mixture("grpo/val.parquet", task_pools(trainable, "validate", False), cfg.grpo, cfg.grpo.val_size,
-                       "grpo-val")
+    grpo_pools = {"grpo": task_pools(trainable, "train", False), "grpo-val": task_pools(trainable, "validate", False)}
+    balance = {purpose: balance_yes_no(pools, cfg.seed, purpose) for purpose, pools in grpo_pools.items()
+               if cfg.grpo.balance_yes_no}
+    grpo = mixture("grpo/train.parquet", grpo_pools["grpo"], cfg.grpo, cfg.grpo.size, "grpo")
+    grpo_val = mixture("grpo/val.parquet", grpo_pools["grpo-val"], cfg.grpo, cfg.grpo.val_size, "grpo-val")
+    for output, purpose in (("grpo/train.parquet", "grpo"), ("grpo/val.parquet", "grpo-val")):
+        if purpose in balance:
+            mixtures[output]["vqa_yes_no_set_aside"], warning = balance[purpose]
+            mixtures[output]["warnings"] += [f"{output}: {warning}"] if warning else []
     grpo_ids = {sample.sample_id for _, sample in grpo}
     cold_start = mixture("cold_start/candidates.parquet",
                          task_pools([s for s in trainable if s.sample_id not in grpo_ids], "train", False),

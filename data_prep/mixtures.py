@@ -11,7 +11,7 @@ sizes on the real releases are worked out (``data_prep.release_sizes``).
 from __future__ import annotations
 
 import random
-from typing import Sequence, TypeVar
+from typing import Callable, Sequence, TypeVar
 
 T = TypeVar("T")
 
@@ -39,6 +39,20 @@ def draw(pool: Sequence[T], count: int, seed: int, purpose: str) -> list[T]:
     rng = random.Random(f"{seed}/{purpose}")
     chosen = sorted(rng.sample(range(len(pool)), count))
     return [pool[i] for i in chosen]
+
+
+def equalize(
+    pool: Sequence[T], label: Callable[[T], str | None], classes: tuple[str, ...], seed: int, purpose: str
+) -> tuple[list[T], dict[str, int]]:
+    """``pool`` with each of ``classes`` drawn down to the smallest one's count (items whose label is
+    None or not in ``classes`` kept whole), in pool order, and per class how many were set aside. A
+    class with no item sets the others aside whole: the caller asked for balance, and says so."""
+    members = {name: [i for i, item in enumerate(pool) if label(item) == name] for name in classes}
+    keep = min(len(indices) for indices in members.values())
+    dropped = {name: set(indices) - set(draw(indices, keep, seed, f"{purpose}/{name}"))
+               for name, indices in members.items()}
+    set_aside = set().union(*dropped.values())
+    return [item for i, item in enumerate(pool) if i not in set_aside], {name: len(d) for name, d in dropped.items()}
 
 
 def plan_mixture(

@@ -1,6 +1,6 @@
 import pytest
 
-from data_prep.mixtures import draw, draw_mixture, integer_targets
+from data_prep.mixtures import draw, draw_mixture, equalize, integer_targets
 
 
 def test_integer_targets_sum_exactly():
@@ -33,3 +33,20 @@ def test_one_task_weight_does_not_reshuffle_another():
     first, _ = draw_mixture(pools, 20, {"a": 1, "b": 1}, 0, "t")
     second, _ = draw_mixture(pools, 30, {"a": 1, "b": 2}, 0, "t")
     assert [x for t, x in first if t == "a"] == [x for t, x in second if t == "a"]
+
+
+def test_equalize_draws_each_class_down_to_the_rarest_and_keeps_the_unlabelled():
+    pool = [("yes", i) for i in range(4)] + [("no", i) for i in range(10)] + [(None, i) for i in range(3)]
+    kept, set_aside = equalize(pool, lambda item: item[0], ("yes", "no"), seed=0, purpose="t")
+    assert set_aside == {"yes": 0, "no": 6}
+    assert sum(label == "yes" for label, _ in kept) == sum(label == "no" for label, _ in kept) == 4
+    assert [item for item in kept if item[0] != "no"] == [item for item in pool if item[0] != "no"]
+    assert kept == [item for item in pool if item in kept]  # pool order
+    assert kept == equalize(pool, lambda item: item[0], ("yes", "no"), seed=0, purpose="t")[0]
+    assert kept != equalize(pool, lambda item: item[0], ("yes", "no"), seed=1, purpose="t")[0]
+
+
+def test_equalize_with_a_class_missing_sets_the_others_aside_and_says_how_many():
+    pool = [("no", i) for i in range(5)] + [(None, 0)]
+    kept, set_aside = equalize(pool, lambda item: item[0], ("yes", "no"), seed=0, purpose="t")
+    assert kept == [(None, 0)] and set_aside == {"yes": 0, "no": 5}
