@@ -478,8 +478,8 @@ def balance_yes_no(pools: dict[str, list[Sample]], seed: int, purpose: str) -> t
     start. Returns the counts set aside per answer, and a warning if one answer was missing."""
     present = Counter(yes_or_no(sample) for sample in pools["vqa"])
     pools["vqa"], set_aside = equalize(pools["vqa"], yes_or_no, ("yes", "no"), seed, f"{purpose}/vqa")
-    log.info("%s: VQA yes/no balanced at %d each; set aside: %s", purpose, min(present["yes"], present["no"]),
-             set_aside)
+    log.info("%s: VQA yes/no balanced at %d each; set aside: %d yes, %d no", purpose,
+             min(present["yes"], present["no"]), set_aside["yes"], set_aside["no"])
     missing = [answer for answer in ("yes", "no") if not present[answer]]
     if missing and sum(set_aside.values()):
         return set_aside, (f"grpo.balance_yes_no: no VQA question is answered {missing[0]!r}, so all "

@@ -272,7 +272,7 @@ def test_command_line_entry_with_the_demo_layer(releases, tmp_path):
         capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    summary = json.loads(result.stdout[result.stdout.index("{"):])
+    summary = json.loads(result.stdout[re.search(r"^\{$", result.stdout, re.M).start():])  # after the log lines
     assert summary["rows"]["grpo/train.parquet"] > 0 and (out / "manifest.json").exists()
     demo = yaml.safe_load((Path(__file__).resolve().parents[2] / "recipes" / "data" / "demo.yaml").read_text())
     assert json.loads((out / "manifest.json").read_text())["config"]["stage1"]["size"] == demo["stage1"]["size"]
